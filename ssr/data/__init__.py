@@ -1,0 +1,1 @@
+"""Degradation engine (kernels, kernel fields, depth) and datasets of the SSR toolkit."""

@@ -1,0 +1,1 @@
+"""ssr metrics, registered explicitly in BasicSR's ``METRIC_REGISTRY`` (BasicSR does not scan metric files)."""

@@ -1,0 +1,25 @@
+"""Train an ssr / BasicSR model: ``python ssr/train.py -opt options/train_X.yml [--auto_resume]``.
+
+Runs from any working directory; ``experiments/`` and ``tb_logger/`` land under the repository root (or
+``$SSR_ROOT``). Distributed: ``torchrun --nproc_per_node=N ssr/train.py -opt X.yml --launcher pytorch``.
+"""
+import os.path as osp
+import sys
+
+if __package__ in (None, ''):
+    # run as a script: make the repository importable and keep ssr/ itself off sys.path (its sub-folders are named
+    # like common top-level packages: data, models, ...)
+    sys.path[0] = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+import ssr  # noqa: E402,F401  (compatibility fixes and registries before basicsr.train runs)
+from basicsr.train import train_pipeline  # noqa: E402
+
+from ssr.utils.paths import repo_root  # noqa: E402
+
+
+def main() -> None:
+    train_pipeline(str(repo_root()))
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,327 @@
+"""Option files: ``_base_`` inheritance, validation with errors that name the key and the file, and parsing.
+
+An option file is BasicSR YAML. It may start with ``_base_: path/to/base.yml`` (or a list of them, merged left to
+right; paths relative to the file that names them). The child is merged into its bases key by key; a mapping that
+holds ``_delete_: true`` replaces the base's mapping instead of merging into it. mmengine's ``Config`` offers the
+same, but it turns the tree into its own ``ConfigDict`` and re-parses YAML without BasicSR's ordered loader, so the
+twenty lines here are kept instead of a dependency.
+"""
+from __future__ import annotations
+
+import argparse
+import difflib
+import inspect
+import os
+import random
+from collections import OrderedDict
+from collections.abc import Mapping
+from pathlib import Path
+
+import yaml
+
+BASE_KEY = '_base_'
+DELETE_KEY = '_delete_'
+SCHEDULERS = ('MultiStepLR', 'MultiStepRestartLR', 'CosineAnnealingRestartLR')
+PATH_PREFIXES = ('dataroot', 'meta_info', 'pretrain_network', 'resume_state')
+PATH_SUFFIXES = ('_path', '_file', '_dir', '_folder')
+
+
+class OptionError(ValueError):
+    """A bad option file: the message names the file and the dotted key."""
+
+    def __init__(self, file: str | os.PathLike, key: str, message: str):
+        super().__init__(f'{file}: {key}: {message}')
+        self.file, self.key = str(file), key
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# loading with _base_
+def _ordered_loader():
+    from basicsr.utils.options import ordered_yaml
+
+    return ordered_yaml()[0]
+
+
+def _merge(base: dict, child: Mapping) -> dict:
+    out = OrderedDict(base)
+    for key, value in child.items():
+        if isinstance(value, Mapping) and value.get(DELETE_KEY):
+            out[key] = OrderedDict((k, v) for k, v in value.items() if k != DELETE_KEY)
+        elif isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_yaml(path: str | os.PathLike, _chain: tuple[Path, ...] = ()) -> OrderedDict:
+    """Read an option file, resolving ``_base_`` recursively.
+
+    Raises:
+        FileNotFoundError: the file or one of its bases does not exist (the message names which file named it).
+        OptionError: the YAML does not parse, is not a mapping, or the ``_base_`` chain is circular.
+    """
+    path = Path(path).resolve()
+    if path in _chain:
+        raise OptionError(_chain[-1], BASE_KEY, f'circular inheritance: {" -> ".join(map(str, _chain + (path,)))}')
+    if not path.is_file():
+        named_by = f' (named in {_chain[-1]})' if _chain else ''
+        raise FileNotFoundError(f'option file {str(path)!r} does not exist{named_by}')
+    try:
+        with open(path, encoding='utf-8') as f:
+            opt = yaml.load(f, Loader=_ordered_loader())
+    except yaml.YAMLError as e:
+        raise OptionError(path, '<yaml>', f'not valid YAML: {e}') from e
+    if not isinstance(opt, Mapping):
+        raise OptionError(path, '<root>', f'the file must hold a mapping of options, not {type(opt).__name__}')
+    bases = opt.pop(BASE_KEY, None)
+    if bases is None:
+        return OrderedDict(opt)
+    bases = [bases] if isinstance(bases, str) else bases
+    if not isinstance(bases, list) or not all(isinstance(b, str) for b in bases):
+        raise OptionError(path, BASE_KEY, f'must be a path or a list of paths, not {bases!r}')
+    merged: dict = OrderedDict()
+    for base in bases:
+        merged = _merge(merged, load_yaml(path.parent / base, _chain + (path,)))
+    return _merge(merged, opt)
+
+
+def resolve_paths(opt: dict, root: Path) -> dict:
+    """Make relative path-valued options (``dataroot*``, ``pretrain_network*``, ``*_path`` ...) root-relative."""
+    for key, value in opt.items():
+        if isinstance(value, dict):
+            resolve_paths(value, root)
+        elif isinstance(value, str) and (key.startswith(PATH_PREFIXES) or key.endswith(PATH_SUFFIXES)):
+            value = os.path.expanduser(value)
+            opt[key] = value if os.path.isabs(value) else str(root / value)
+    return opt
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# validation
+def closest_first(name: str, choices) -> list[str]:
+    """``choices`` sorted with the closest matches to ``name`` first."""
+    choices = sorted(set(choices))
+    close = difflib.get_close_matches(name, choices, n=len(choices), cutoff=0.4)
+    return close + [c for c in choices if c not in close]
+
+
+def _check_type(file, key: str, value, expected) -> None:
+    if isinstance(expected, tuple) and any(isinstance(e, str) for e in expected):
+        allowed = tuple(e for e in expected if not isinstance(e, str))
+        words = tuple(e for e in expected if isinstance(e, str))
+        if value in words or (allowed and isinstance(value, allowed) and not isinstance(value, bool)):
+            return
+        raise OptionError(file, key, f'expected one of {words} or {[t.__name__ for t in allowed]}, got {value!r}')
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return
+    if expected is int and isinstance(value, bool):
+        raise OptionError(file, key, f'expected int, got bool {value!r}')
+    if not isinstance(value, expected):
+        name = expected.__name__ if isinstance(expected, type) else '/'.join(t.__name__ for t in expected)
+        hint = ' (write floats like !!float 2e-4)' if expected in (float, int) and isinstance(value, str) else ''
+        raise OptionError(file, key, f'expected {name}, got {type(value).__name__} {value!r}{hint}')
+
+
+def _require(file, opt: Mapping, prefix: str, key: str, expected) -> None:
+    dotted = f'{prefix}.{key}' if prefix else key
+    if key not in opt or opt[key] is None:
+        raise OptionError(file, dotted, 'required option is missing')
+    _check_type(file, dotted, opt[key], expected)
+
+
+def _check_registered(file, key: str, name, registry, what: str) -> None:
+    if not isinstance(name, str):
+        raise OptionError(file, key, f'expected a {what} name (str), got {name!r}')
+    names = [n for n, _ in registry] if not isinstance(registry, (list, tuple)) else list(registry)
+    if name not in names:
+        raise OptionError(file, key, f'{name!r} is not a registered {what}; registered (closest first): '
+                          f'{", ".join(closest_first(name, names))}')
+
+
+def _check_arch_kwargs(file, key: str, net_opt: Mapping, registry) -> None:
+    cls = registry.get(net_opt['type'])
+    try:
+        params = inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    accepted = [n for n in params if n != 'self']
+    for arg in net_opt:
+        if arg != 'type' and arg not in accepted:
+            raise OptionError(file, f'{key}.{arg}', f'{net_opt["type"]} takes no option {arg!r}; it accepts '
+                              f'{", ".join(closest_first(arg, accepted))}')
+    missing = [n for n, p in params.items() if p.default is inspect.Parameter.empty
+               and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and n not in net_opt]
+    if missing:
+        raise OptionError(file, f'{key}.{missing[0]}', f'{net_opt["type"]} requires option {missing[0]!r}')
+
+
+def validate_options(opt: Mapping, file: str | os.PathLike, is_train: bool) -> None:
+    """Check an option tree (after ``_base_`` merging) against the registries and the expected types.
+
+    Raises:
+        OptionError: naming the file, the dotted key and what is wrong (for an unknown ``type``: the registered
+            names, closest first).
+    """
+    import torch
+    from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
+
+    _require(file, opt, '', 'name', str)
+    _require(file, opt, '', 'model_type', str)
+    _check_registered(file, 'model_type', opt['model_type'], MODEL_REGISTRY, 'model')
+    _require(file, opt, '', 'num_gpu', (int, 'auto'))
+    for key, expected in (('scale', int), ('manual_seed', int)):
+        if opt.get(key) is not None:
+            _check_type(file, key, opt[key], expected)
+    _require(file, opt, '', 'datasets', dict)
+    _require(file, opt, '', 'path', dict)
+
+    for phase, ds in opt['datasets'].items():
+        key = f'datasets.{phase}'
+        if phase.split('_')[0] not in ('train', 'val', 'test'):
+            raise OptionError(file, key, 'dataset phase must be train, val[_N] or test[_N]')
+        _check_type(file, key, ds, dict)
+        _require(file, ds, key, 'name', str)
+        _require(file, ds, key, 'type', str)
+        _check_registered(file, f'{key}.type', ds['type'], DATASET_REGISTRY, 'dataset')
+        if phase == 'train':
+            _require(file, ds, key, 'batch_size_per_gpu', int)
+            _require(file, ds, key, 'num_worker_per_gpu', int)
+
+    networks = [k for k in opt if k.startswith('network_')]
+    for net in networks:
+        _check_type(file, net, opt[net], dict)
+        _require(file, opt[net], net, 'type', str)
+        _check_registered(file, f'{net}.type', opt[net]['type'], ARCH_REGISTRY, 'arch')
+        _check_arch_kwargs(file, net, opt[net], ARCH_REGISTRY)
+        if not is_train and not opt['path'].get(f'pretrain_{net}'):
+            raise OptionError(file, f'path.pretrain_{net}', f'testing {net} ({opt[net]["type"]}) needs its weights; '
+                              'a test without them would silently run a randomly initialised network')
+
+    if is_train:
+        if 'train' not in [p.split('_')[0] for p in opt['datasets']]:
+            raise OptionError(file, 'datasets.train', 'a training option file needs a train dataset')
+        _require(file, opt, '', 'train', dict)
+        _require(file, opt['train'], 'train', 'total_iter', int)
+        _require(file, opt, '', 'logger', dict)
+        _require(file, opt['logger'], 'logger', 'print_freq', int)
+        _require(file, opt['logger'], 'logger', 'save_checkpoint_freq', int)
+        optimizers = sorted(n for n in dir(torch.optim) if isinstance(getattr(torch.optim, n), type)
+                            and issubclass(getattr(torch.optim, n), torch.optim.Optimizer) and n != 'Optimizer')
+        for key, value in opt['train'].items():
+            if key.startswith('optim_'):
+                _require(file, value, f'train.{key}', 'type', str)
+                _check_registered(file, f'train.{key}.type', value['type'], optimizers, 'torch.optim optimizer')
+                if 'lr' in value:
+                    _check_type(file, f'train.{key}.lr', value['lr'], float)
+            elif key == 'scheduler':
+                _require(file, value, 'train.scheduler', 'type', str)
+                _check_registered(file, 'train.scheduler.type', value['type'], SCHEDULERS, 'scheduler')
+            elif key.endswith('_opt') and isinstance(value, dict):
+                _require(file, value, f'train.{key}', 'type', str)
+                _check_registered(file, f'train.{key}.type', value['type'], LOSS_REGISTRY, 'loss')
+    if opt.get('val') is not None:
+        val = opt['val']
+        _check_type(file, 'val', val, dict)
+        if is_train and 'val_freq' in val:
+            _check_type(file, 'val.val_freq', val['val_freq'], (int, float))
+        for name, metric in (val.get('metrics') or {}).items():
+            _require(file, metric, f'val.metrics.{name}', 'type', str)
+            _check_registered(file, f'val.metrics.{name}.type', metric['type'], METRIC_REGISTRY, 'metric')
+
+
+def load_options(path: str | os.PathLike, is_train: bool, root: Path | None = None) -> OrderedDict:
+    """Load (with ``_base_``), validate and make paths root-relative; no directories are created."""
+    from ssr.utils.paths import repo_root
+
+    opt = load_yaml(path)
+    validate_options(opt, path, is_train)
+    return resolve_paths(opt, root or repo_root())
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# command line (replaces basicsr.utils.options.parse_options)
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description='Train or test an ssr / BasicSR model from an option file.')
+    parser.add_argument('-opt', '--opt', dest='opt', required=True, help='path to the option YAML file')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none',
+                        help='job launcher (default: none = one process)')
+    parser.add_argument('--auto_resume', '--auto-resume', action='store_true',
+                        help='resume from the latest training state of this experiment, if any')
+    parser.add_argument('--debug', action='store_true', help='debug mode: prefix the name with debug_')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=int(os.environ.get('LOCAL_RANK', 0)),
+                        help='set by torch launchers (default: $LOCAL_RANK or 0)')
+    return parser
+
+
+def init_dist(launcher: str, backend: str | None = None, **kwargs) -> None:
+    """Initialise torch.distributed: NCCL with CUDA, gloo on CPU; ``kwargs`` (e.g. ``port``) go to slurm."""
+    import torch
+    import torch.distributed as dist
+
+    if launcher == 'slurm':
+        from basicsr.utils.dist_util import init_dist as basicsr_init_dist
+
+        basicsr_init_dist('slurm', backend=backend or 'nccl', **kwargs)
+        return
+    if launcher != 'pytorch':
+        raise ValueError(f'launcher {launcher!r} not in (none, pytorch, slurm)')
+    if torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', 0)) % torch.cuda.device_count())
+    dist.init_process_group(backend=backend or ('nccl' if torch.cuda.is_available() else 'gloo'))
+
+
+def parse_options(root_path: str, is_train: bool = True, argv: list[str] | None = None):
+    """Drop-in for ``basicsr.utils.options.parse_options`` with validation, ``_base_`` and root-relative paths.
+
+    Accepts ``-opt``/``--opt`` and ``--local_rank``/``--local-rank``; BasicSR's ``--force_yml`` (an ``exec`` of
+    command-line text) is not offered: use a small option file with ``_base_`` instead.
+    """
+    import torch
+    from basicsr.utils import set_random_seed
+    from basicsr.utils.dist_util import get_dist_info
+
+    args = build_parser().parse_args(argv)
+    root = Path(root_path)
+    opt = load_options(args.opt, is_train, root)
+
+    opt['dist'] = args.launcher != 'none'
+    if opt['dist']:
+        init_dist(args.launcher, **(opt.get('dist_params') or {}))
+    opt['rank'], opt['world_size'] = get_dist_info()
+
+    if opt.get('manual_seed') is None:
+        opt['manual_seed'] = random.randint(1, 10000)
+    set_random_seed(opt['manual_seed'] + opt['rank'])
+
+    opt['auto_resume'] = args.auto_resume
+    opt['is_train'] = is_train
+    if args.debug and not opt['name'].startswith('debug'):
+        opt['name'] = 'debug_' + opt['name']
+    if opt['num_gpu'] == 'auto':
+        opt['num_gpu'] = torch.cuda.device_count()
+    if opt['num_gpu'] > 0 and not torch.cuda.is_available():
+        raise OptionError(args.opt, 'num_gpu', f'{opt["num_gpu"]} GPUs asked for but CUDA is not available; '
+                          'set num_gpu: 0 to run on the CPU')
+
+    for phase, dataset in opt['datasets'].items():
+        dataset['phase'] = phase.split('_')[0]
+        if 'scale' in opt:
+            dataset['scale'] = opt['scale']
+    opt['path'].setdefault('resume_state', None)
+
+    base = root / ('experiments' if is_train else 'results') / opt['name']
+    opt['path'].update(log=str(base), visualization=str(base / 'visualization'))
+    if is_train:
+        opt['path'].update(experiments_root=str(base), models=str(base / 'models'),
+                           training_states=str(base / 'training_states'))
+        if 'debug' in opt['name']:
+            if opt.get('val'):
+                opt['val']['val_freq'] = 8
+            opt['logger']['print_freq'] = 1
+            opt['logger']['save_checkpoint_freq'] = 8
+    else:
+        opt['path']['results_root'] = str(base)
+    return opt, args

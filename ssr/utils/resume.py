@@ -1,0 +1,123 @@
+"""Exact, device-independent resumption for ``basicsr.train.train_pipeline``.
+
+basicsr 1.4.2 resumes only on CUDA (``torch.cuda.current_device()``), looks for training states relative to the
+working directory, restarts the interrupted epoch from its first batch and forgets the RNG states, so a resumed run
+sees other data than an uninterrupted one. The replacements here fix all four:
+
+    - :func:`load_resume_state` reads ``<root>/experiments/<name>/training_states`` on any device,
+      with ``weights_only=True``;
+    - :class:`ResumableEnlargedSampler` skips the batches the interrupted epoch already consumed and tells the
+      dataset the epoch (datasets with ``set_epoch`` seed their samples from ``(seed, epoch, index)``);
+    - the training state carries the python / numpy / torch RNG states (``ssr.compat.save_training_state``).
+"""
+from __future__ import annotations
+
+import os
+import re
+
+from basicsr.data.data_sampler import EnlargedSampler
+
+RESUME_KEY = 'resume_position'
+
+
+class ResumableEnlargedSampler(EnlargedSampler):
+    """``EnlargedSampler`` that can skip the first ``skip`` indices of its next epoch and forwards the epoch."""
+
+    def __init__(self, dataset, num_replicas: int, rank: int, ratio: int = 1):
+        super().__init__(dataset, num_replicas, rank, ratio)
+        self.skip = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        super().set_epoch(epoch)
+        if hasattr(self.dataset, 'set_epoch'):
+            self.dataset.set_epoch(epoch)
+
+    def __iter__(self):
+        indices = list(super().__iter__())
+        skip, self.skip = self.skip, 0
+        return iter(indices[skip:])
+
+    def __len__(self) -> int:
+        return self.num_samples - self.skip
+
+
+def latest_state(training_states: str) -> str | None:
+    """Path of the ``<iter>.state`` with the largest iteration in a folder, or ``None``."""
+    if not os.path.isdir(training_states):
+        return None
+    iters = [int(m.group(1)) for f in os.listdir(training_states) if (m := re.fullmatch(r'(\d+)\.state', f))]
+    return os.path.join(training_states, f'{max(iters)}.state') if iters else None
+
+
+def load_resume_state(opt: dict):
+    """Drop-in for ``basicsr.train.load_resume_state`` (CPU-safe, root-relative, ``weights_only``)."""
+    from basicsr.utils.misc import check_resume
+
+    from ssr.utils.checkpoint import safe_torch_load
+
+    path = latest_state(opt['path']['training_states']) if opt['auto_resume'] else opt['path'].get('resume_state')
+    if not path:
+        return None
+    opt['path']['resume_state'] = path
+    state = safe_torch_load(path)
+    check_resume(opt, state['iter'])
+    opt[RESUME_KEY] = {'epoch': state['epoch'], 'iter': state['iter']}
+    return state
+
+
+def wrap_create_train_val_dataloader(original):
+    """Wrap ``basicsr.train.create_train_val_dataloader`` to skip the consumed part of an interrupted epoch."""
+
+    def create_train_val_dataloader(opt, logger):
+        for phase, dataset_opt in opt['datasets'].items():
+            dataset_opt.setdefault('seed', opt['manual_seed'])
+        result = original(opt, logger)
+        train_loader, train_sampler = result[0], result[1]
+        position = opt.get(RESUME_KEY)
+        if position and isinstance(train_sampler, ResumableEnlargedSampler):
+            consumed = position['iter'] - position['epoch'] * len(train_loader)
+            if 0 < consumed < len(train_loader):
+                train_sampler.skip = consumed * train_loader.batch_size
+                logger.info(f'Resuming inside epoch {position["epoch"]}: skipping its first {consumed} batches.')
+        return result
+
+    return create_train_val_dataloader
+
+
+def copy_opt_file(opt_file: str, experiments_root: str) -> None:
+    """Write the resolved options (``_base_`` merged) and the command into the experiment folder (rank 0)."""
+    import sys
+    import time
+
+    import yaml
+    from basicsr.utils.dist_util import get_dist_info
+    from basicsr.utils.options import ordered_yaml
+
+    from ssr.utils.options import load_yaml
+
+    if get_dist_info()[0] != 0:
+        return
+    os.makedirs(experiments_root, exist_ok=True)
+    target = os.path.join(experiments_root, os.path.basename(opt_file))
+    text = yaml.dump(load_yaml(opt_file), Dumper=ordered_yaml()[1], sort_keys=False)
+    header = f'# GENERATE TIME: {time.asctime()}\n# CMD:\n# {" ".join(sys.argv)}\n# resolved from {opt_file}\n\n'
+    with open(target, 'w', encoding='utf-8') as f:
+        f.write(header + text)
+
+
+def patch_pipelines() -> None:
+    """Install the replacements above (and ssr's ``parse_options``) into ``basicsr.train`` and ``basicsr.test``."""
+    import basicsr.test
+    import basicsr.train
+
+    from ssr.utils.options import parse_options
+
+    basicsr.train.parse_options = parse_options
+    basicsr.test.parse_options = parse_options
+    basicsr.train.load_resume_state = load_resume_state
+    basicsr.train.copy_opt_file = copy_opt_file
+    basicsr.train.EnlargedSampler = ResumableEnlargedSampler
+    if not getattr(basicsr.train.create_train_val_dataloader, '_ssr_wrapped', False):
+        wrapped = wrap_create_train_val_dataloader(basicsr.train.create_train_val_dataloader)
+        wrapped._ssr_wrapped = True
+        basicsr.train.create_train_val_dataloader = wrapped

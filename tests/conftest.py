@@ -1,0 +1,58 @@
+"""Shared fixtures: small real photographs from scikit-image, tiny option files, and an entry-point runner."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+
+import ssr  # noqa: F401  (compatibility fixes and registries)
+
+REPO = Path(__file__).resolve().parents[1]
+PHOTOS = ('astronaut', 'chelsea', 'coffee', 'rocket', 'immunohistochemistry', 'hubble_deep_field')
+
+
+def photo(name: str, size: int) -> np.ndarray:
+    """A scikit-image photo as uint8 BGR, centre-cropped to a square and resized to ``size``."""
+    from skimage import data as skdata
+
+    img = getattr(skdata, name)()
+    h, w = img.shape[:2]
+    s = min(h, w)
+    img = img[(h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s]
+    img = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(img[..., ::-1])
+
+
+@pytest.fixture(scope='session')
+def paired_folder(tmp_path_factory) -> Path:
+    """``hr/`` (64x64) and ``lr/`` (16x16, bicubic x4) PNG pairs made from scikit-image photos."""
+    root = tmp_path_factory.mktemp('paired')
+    (root / 'hr').mkdir()
+    (root / 'lr').mkdir()
+    for name in PHOTOS[:4]:
+        hr = photo(name, 64)
+        cv2.imwrite(str(root / 'hr' / f'{name}.png'), hr)
+        cv2.imwrite(str(root / 'lr' / f'{name}.png'), cv2.resize(hr, (16, 16), interpolation=cv2.INTER_CUBIC))
+    return root
+
+
+def write_options(path: Path, opt: dict) -> Path:
+    path.write_text(yaml.safe_dump(opt, sort_keys=False), encoding='utf-8')
+    return path
+
+
+def run_entry(script: str, args: list[str], root: Path, cwd: Path | None = None, timeout: int = 300,
+              launcher: list[str] | None = None) -> subprocess.CompletedProcess:
+    """Run ``ssr/<script>`` in a subprocess with ``SSR_ROOT=root``; raise with its output on failure."""
+    env = dict(os.environ, SSR_ROOT=str(root), PYTHONUNBUFFERED='1', OMP_NUM_THREADS='1')
+    cmd = (launcher or [sys.executable]) + [str(REPO / 'ssr' / script)] + args
+    proc = subprocess.run(cmd, cwd=cwd or root, env=env, capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise AssertionError(f'{" ".join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}')
+    return proc

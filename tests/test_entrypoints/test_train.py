@@ -1,0 +1,80 @@
+"""End-to-end: ``python ssr/train.py`` (20 iterations, checkpoints, exact auto-resume, torchrun on CPU)."""
+from __future__ import annotations
+
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import run_entry, write_options
+from tests.test_entrypoints.tiny_options import tiny_train_options
+
+LOSS_LINE = re.compile(r'iter:\s*([\d,]+).*?l_pix: ([-+.\deE]+)')
+
+
+def logged_losses(text: str) -> dict[int, str]:
+    return {int(m.group(1).replace(',', '')): m.group(2) for m in LOSS_LINE.finditer(text)}
+
+
+def train(tmp_path: Path, opt: dict, *extra: str, cwd: Path | None = None) -> str:
+    path = write_options(tmp_path / f'{opt["name"]}.yml', opt)
+    proc = run_entry('train.py', ['-opt', str(path), *extra], root=tmp_path, cwd=cwd)
+    return proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_train_writes_checkpoints_and_states(tmp_path, paired_folder):
+    elsewhere = tmp_path / 'some' / 'other' / 'cwd'
+    elsewhere.mkdir(parents=True)
+    log = train(tmp_path, tiny_train_options(paired_folder, 'tiny_train'), cwd=elsewhere)
+    assert set(logged_losses(log)) == set(range(1, 21))
+    exp = tmp_path / 'experiments' / 'tiny_train'
+    for it in ('10', '20', 'latest'):
+        ckpt = torch.load(exp / 'models' / f'net_g_{it}.pth', map_location='cpu', weights_only=True)
+        assert set(ckpt) == {'params', 'params_ema'}
+        assert 'conv_first.weight' in ckpt['params']
+    state = torch.load(exp / 'training_states' / '20.state', map_location='cpu', weights_only=True)
+    assert state['iter'] == 20 and len(state['optimizers']) == 1 and 'rng' in state
+    assert state['optimizers'][0]['param_groups'][0]['weight_decay'] == 0.0  # AdamW options reached the optimizer
+    assert not list(exp.rglob('*.tmp')), 'atomic writes left temporary files'
+    assert not (elsewhere / 'experiments').exists(), 'outputs must land under the root, not the working directory'
+
+
+@pytest.mark.slow
+def test_auto_resume_reproduces_uninterrupted_run(tmp_path, paired_folder):
+    base = tiny_train_options(paired_folder, 'ref')
+    # 4 images x enlarge 3 / batch 2 = 6 iterations per epoch: the stop at 10 falls inside epoch 1
+    base['datasets']['train']['dataset_enlarge_ratio'] = 3
+    ref = logged_losses(train(tmp_path, base))
+
+    stopped = dict(base, name='resumed', train=dict(base['train'], total_iter=10))
+    first = logged_losses(train(tmp_path, stopped))
+    assert sorted(first) == list(range(1, 11))
+    resumed_log = train(tmp_path, dict(base, name='resumed'), '--auto_resume')
+    resumed = logged_losses(resumed_log)
+    assert 'skipping its first 4 batches' in resumed_log
+    assert sorted(resumed) == list(range(11, 21))
+    assert {i: ref[i] for i in range(11, 21)} == resumed
+    a = torch.load(tmp_path / 'experiments/ref/models/net_g_20.pth', weights_only=True)
+    b = torch.load(tmp_path / 'experiments/resumed/models/net_g_20.pth', weights_only=True)
+    for key in ('params', 'params_ema'):
+        for name, value in a[key].items():
+            torch.testing.assert_close(b[key][name], value, rtol=0, atol=0, msg=f'{key}.{name}')
+
+
+@pytest.mark.slow
+def test_torchrun_two_cpu_processes(tmp_path, paired_folder):
+    torchrun = shutil.which('torchrun', path=str(Path(sys.executable).parent))
+    if torchrun is None:
+        pytest.skip('torchrun is not installed beside this python')
+    opt = tiny_train_options(paired_folder, 'ddp', total_iter=4, save_freq=4)
+    path = write_options(tmp_path / 'ddp.yml', opt)
+    proc = run_entry('train.py', ['-opt', str(path), '--launcher', 'pytorch'], root=tmp_path,
+                     launcher=[torchrun, '--nproc_per_node=2', '--master_port=29613'])
+    log = proc.stdout + proc.stderr
+    assert 'World size (gpu number): 2' in log
+    assert set(logged_losses(log)) >= {1, 2, 3, 4}
+    assert (tmp_path / 'experiments/ddp/models/net_g_4.pth').is_file()
