@@ -1,0 +1,186 @@
+"""The spatially variant degradation pipeline: kernel field -> SV blur + subsampling -> noise -> JPEG (paper Eq. 1).
+
+:class:`SVDegradation` reads the ``degradation:`` block of an option file once, checks it, and then degrades batches
+``(B, 3, H, W)`` on any device with a ``torch.Generator``. The same object runs in data workers (one image at a time,
+CPU) and in a model's ``feed_data`` (whole batch, GPU), and writes the fixed test sets.
+
+Option block (every key optional; defaults cover x4 blind SR with k = 21)::
+
+    degradation:
+      kernel_size: 21                  # odd, taps per side
+      kernel:
+        modes: [uniform, random, depth]  # kernel-field families, one drawn per image
+        mode_prob: [0.2, 0.3, 0.5]
+        sigma_range: [0.2, 4.0]        # Gaussian std in HR pixels (all modes)
+        anisotropy_range: [0.5, 1.0]   # sigma2 / sigma1 (random, depth)
+        kernel_list: [iso, aniso]      # uniform: shapes of ssr.data.kernels.random_mixed_kernels
+        kernel_prob: [0.5, 0.5]
+        betag_range: [0.5, 4.0]        # uniform: generalized-Gaussian shape
+        betap_range: [1.0, 2.0]        # uniform: plateau shape
+        grid: 4                        # random: control points per side of the smooth parameter field
+        motion_prob: 0.25              # depth: probability of a global motion term
+        motion_sigma_range: [0.5, 2.0] # depth: motion std along its angle, HR pixels
+        gaussian8_sigmas: [1.8, 3.2]   # gaussian8: DCLS test kernels, 8 isotropic widths in this range
+      noise: {gaussian_prob: 0.5, gaussian_sigma_range: [1, 30], poisson_prob: 0.0, poisson_scale_range: [0.05, 3],
+              gray_prob: 0.4}          # see ssr.data.noise.sample_noise_params; gaussian_sigma_range in 0-255 units
+      jpeg: {prob: 0.0, quality_range: [30, 95]}
+      synthetic_depth_kinds: [plane, gradient, blobs]   # when no depth map is given
+"""
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ssr.data.depth_utils import depth_to_lr_grid
+from ssr.data.jpeg import jpeg_compress, sample_jpeg_quality
+from ssr.data.kernel_field import (kernel_field_from_params, sample_depth_kernel_params, sample_smooth_params,
+                                   uniform_kernel_field)
+from ssr.data.kernels import KERNEL_TYPES, isotropic_gaussian_kernels, random_mixed_kernels
+from ssr.data.noise import apply_noise, sample_noise_params
+from ssr.data.sv_blur import sv_blur_downsample
+from ssr.data.synthetic_depth import DEPTH_KINDS, synthetic_depth
+
+KERNEL_MODES = ('uniform', 'random', 'depth', 'gaussian8')
+KERNEL_DEFAULTS: dict[str, Any] = {
+    'modes': ['uniform', 'random', 'depth'], 'mode_prob': [0.2, 0.3, 0.5], 'sigma_range': [0.2, 4.0],
+    'anisotropy_range': [0.5, 1.0], 'kernel_list': ['iso', 'aniso'], 'kernel_prob': [0.5, 0.5],
+    'betag_range': [0.5, 4.0], 'betap_range': [1.0, 2.0], 'grid': 4, 'motion_prob': 0.25,
+    'motion_sigma_range': [0.5, 2.0], 'gaussian8_sigmas': [1.8, 3.2]}
+TOP_KEYS = ('kernel_size', 'kernel', 'noise', 'jpeg', 'synthetic_depth_kinds')
+NO_NOISE = {'gaussian_prob': 0.0, 'poisson_prob': 0.0}
+NO_JPEG = {'prob': 0.0, 'quality_range': [95, 95]}
+
+
+class SVDegradation:
+    """Samples and applies depth-driven spatially variant degradations.
+
+    Args:
+        opt: the ``degradation`` option block (see module docstring); ``None`` = defaults.
+        scale: s, the subsampling factor.
+        source: where ``opt`` came from, named in error messages (e.g. ``'train.yml: datasets.train.degradation'``).
+
+    Raises:
+        ValueError: an unknown key, mode or kernel shape, probabilities of the wrong length, an even kernel size.
+    """
+
+    def __init__(self, opt: Mapping[str, Any] | None = None, scale: int = 4, source: str = 'degradation'):
+        opt = copy.deepcopy(dict(opt or {}))
+        unknown = sorted(set(opt) - set(TOP_KEYS))
+        if unknown:
+            raise ValueError(f'{source}: unknown key(s) {unknown}; allowed: {list(TOP_KEYS)}')
+        self.scale, self.source = int(scale), source
+        self.kernel_size = int(opt.get('kernel_size', 21))
+        if self.kernel_size < 3 or self.kernel_size % 2 == 0:
+            raise ValueError(f'{source}.kernel_size must be odd and >= 3, got {self.kernel_size}')
+        kernel = dict(opt.get('kernel') or {})
+        unknown = sorted(set(kernel) - set(KERNEL_DEFAULTS))
+        if unknown:
+            raise ValueError(f'{source}.kernel: unknown key(s) {unknown}; allowed: {sorted(KERNEL_DEFAULTS)}')
+        self.kernel = {**KERNEL_DEFAULTS, **kernel}
+        modes, probs = list(self.kernel['modes']), [float(p) for p in self.kernel['mode_prob']]
+        if 'modes' in kernel and 'mode_prob' not in kernel:
+            probs = [1.0 / len(modes)] * len(modes)
+        for mode in modes:
+            if mode not in KERNEL_MODES:
+                raise ValueError(f'{source}.kernel.modes: {mode!r} not in {KERNEL_MODES}')
+        if len(probs) != len(modes) or any(p < 0 for p in probs) or sum(probs) <= 0:
+            raise ValueError(f'{source}.kernel.mode_prob must hold {len(modes)} non-negative numbers, got {probs}')
+        for name in self.kernel['kernel_list']:
+            if name not in KERNEL_TYPES:
+                raise ValueError(f'{source}.kernel.kernel_list: {name!r} not in {KERNEL_TYPES}')
+        self.modes, self.mode_prob = modes, torch.tensor(probs, dtype=torch.float64) / sum(probs)
+        self.noise_opt = dict(NO_NOISE if opt.get('noise') is None else opt['noise'])
+        self.jpeg_opt = {**NO_JPEG, **(opt.get('jpeg') or {})}
+        unknown = sorted(set(self.jpeg_opt) - set(NO_JPEG))
+        if unknown:
+            raise ValueError(f'{source}.jpeg: unknown key(s) {unknown}; allowed: {sorted(NO_JPEG)}')
+        self.depth_kinds = tuple(opt.get('synthetic_depth_kinds', DEPTH_KINDS))
+        # fail now, not at the first batch: sample once with the checks of the samplers themselves
+        sample_noise_params(1, self.noise_opt)
+        sample_jpeg_quality(1, float(self.jpeg_opt['prob']), list(self.jpeg_opt['quality_range']))
+
+    # ------------------------------------------------------------------------------------------------------------
+    def sample_kernel_field(self, depth_lr: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """Draw one kernel-field family per image and build the field.
+
+        Args:
+            depth_lr: (B, 1, h, w) depth on the LR grid in [0, 1] (drives the ``depth`` mode).
+            generator: on ``depth_lr.device``. Every family's parameters are drawn for the whole batch in a fixed
+                order, so an image's draws do not depend on the other images' families.
+
+        Returns:
+            ``(kernels (B, k*k, h, w) summing to 1 over dim 1, mode (B,) int64 index into self.modes)``.
+        """
+        b, _, h, w = depth_lr.shape
+        dev, k, s, opt = depth_lr.device, self.kernel_size, self.scale, self.kernel
+        sigma_range = tuple(opt['sigma_range'])
+        u = torch.rand(b, generator=generator, device=dev, dtype=torch.float64)
+        mode = torch.searchsorted(self.mode_prob.to(dev).cumsum(0), u, right=True).clamp(max=len(self.modes) - 1)
+        field = torch.empty(b, k * k, h, w, device=dev)
+        for i, name in enumerate(self.modes):
+            if name == 'uniform':
+                kernels, _ = random_mixed_kernels(
+                    b, opt['kernel_list'], opt['kernel_prob'], sigma_range, betag_range=tuple(opt['betag_range']),
+                    betap_range=tuple(opt['betap_range']), generator=generator, kernel_size=k, scale=s, device=dev)
+                pick = mode == i
+                if pick.any():
+                    field[pick] = uniform_kernel_field(kernels[pick], h, w)
+                continue
+            if name == 'gaussian8':
+                low, high = opt['gaussian8_sigmas']
+                index = torch.randint(0, 8, (b,), generator=generator, device=dev)
+                sigma = low + (high - low) * index.float() / 7.0
+                pick = mode == i
+                if pick.any():
+                    field[pick] = uniform_kernel_field(isotropic_gaussian_kernels(sigma[pick], k, s), h, w)
+                continue
+            if name == 'random':
+                params = sample_smooth_params(b, h, w, sigma_range, tuple(opt['anisotropy_range']), generator,
+                                              grid=int(opt['grid']), device=dev)
+            else:  # depth
+                params, _ = sample_depth_kernel_params(depth_lr, sigma_range, tuple(opt['anisotropy_range']),
+                                                       float(opt['motion_prob']), tuple(opt['motion_sigma_range']),
+                                                       generator)
+            pick = mode == i
+            if pick.any():
+                field[pick] = kernel_field_from_params(params['sigma1'][pick], params['sigma2'][pick],
+                                                       params['theta'][pick], k, s)
+        return field, mode
+
+    def __call__(self, gt: Tensor, depth: Tensor | None = None,
+                 generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        """Degrade a batch.
+
+        Args:
+            gt: (B, C, H, W) float32 in [0, 1]; H and W multiples of the scale.
+            depth: (B, 1, H, W) relative inverse depth in [0, 1], or ``None`` for synthetic depth.
+            generator: on ``gt.device``; the only source of randomness.
+
+        Returns:
+            dict with ``lq`` (B, C, H/s, W/s) in [0, 1], ``kernel`` (B, k*k, H/s, W/s), ``depth`` (B, 1, H, W),
+            ``noise_level`` (B,) std in [0, 1] units, ``jpeg_quality`` (B,) (100 = none), ``mode`` (B,).
+        """
+        if gt.dim() != 4:
+            raise ValueError(f'gt must be (B, C, H, W), got {tuple(gt.shape)}')
+        b, _, hh, ww = gt.shape
+        if hh % self.scale or ww % self.scale:
+            raise ValueError(f'image size {hh}x{ww} is not a multiple of the scale {self.scale}: mod-crop it first')
+        if depth is None:
+            depth = synthetic_depth(b, hh, ww, generator, self.depth_kinds, device=gt.device)
+        elif depth.shape != (b, 1, hh, ww):
+            raise ValueError(f'depth must be {(b, 1, hh, ww)} to match gt, got {tuple(depth.shape)}')
+        h, w = hh // self.scale, ww // self.scale
+        kernels, mode = self.sample_kernel_field(depth_to_lr_grid(depth, h, w), generator)
+        lq = sv_blur_downsample(gt, kernels.to(gt.dtype), self.scale)
+        noise_params = sample_noise_params(b, self.noise_opt, generator, device=gt.device)
+        lq, noise_level = apply_noise(lq.clamp(0, 1), noise_params, generator)
+        quality, mask = sample_jpeg_quality(b, float(self.jpeg_opt['prob']), list(self.jpeg_opt['quality_range']),
+                                            generator, device=gt.device)
+        if mask.any():
+            lq = jpeg_compress(lq, quality, mask=mask)
+        return {'lq': lq.clamp(0, 1), 'kernel': kernels, 'depth': depth, 'noise_level': noise_level,
+                'jpeg_quality': torch.where(mask, quality, torch.full_like(quality, 100)), 'mode': mode}

@@ -1,0 +1,123 @@
+"""Test dataset: fixed LR / HR pairs with their stored kernel fields and depth maps."""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import torch
+from basicsr.utils.registry import DATASET_REGISTRY
+from torch.utils import data
+
+from ssr.data.image_io import hwc_to_chw_tensor
+from ssr.data.image_source import ImageSource, backend_of
+
+TESTSET_FOLDERS = {'dataroot_gt': 'HR', 'dataroot_lq': 'LR', 'dataroot_kernel': 'kernel', 'dataroot_depth': 'depth'}
+
+
+def load_kernel_field(path: str) -> np.ndarray:
+    """Read a stored kernel field (``.npz`` with ``kernel`` ``(k*k, h, w)``, float16) as float32 summing to 1.
+
+    Raises:
+        ValueError: the file lacks ``kernel`` or its first axis is not an odd square.
+    """
+    with np.load(path, allow_pickle=False) as f:
+        if 'kernel' not in f:
+            raise ValueError(f'{path}: no array named "kernel" (found {list(f.keys())})')
+        field = f['kernel'].astype(np.float32)
+    taps = int(round(field.shape[0] ** 0.5)) if field.ndim == 3 else 0
+    if field.ndim != 3 or taps * taps != field.shape[0] or taps % 2 == 0:
+        raise ValueError(f'{path}: kernel must be (k*k, h, w) with k odd, got {field.shape}')
+    return field / np.clip(field.sum(0, keepdims=True), 1e-12, None)  # undo float16 rounding of the sum
+
+
+@DATASET_REGISTRY.register()
+class SVPairedDataset(data.Dataset):
+    """Fixed test pairs, e.g. a set written by ``scripts/generate_sv_testset.py`` or an MMSR LMDB test set.
+
+    Option keys:
+        dataroot (str, optional): a test-set folder holding ``HR/``, ``LR/`` and optionally ``kernel/`` and
+            ``depth/``; each ``dataroot_*`` below defaults to the matching sub-folder when it exists.
+        dataroot_lq (str): LR images (folder, BasicSR LMDB or MMSR LMDB with ``meta_info.pkl``).
+        dataroot_gt (str, optional): HR images; mod-cropped to ``scale`` x the LR size.
+        dataroot_kernel (str, optional): ``<name>.npz`` kernel fields (``kernel``: ``(k*k, h, w)``).
+        dataroot_depth (str, optional): ``<name>.png`` 16-bit depth maps at HR size.
+        io_backend (dict, optional): ``{type: disk | lmdb | mmsr_lmdb}`` for LR / HR; guessed when absent.
+        scale (int): s.
+
+    Returns (per sample):
+        ``{'lq': (3, h, w), 'lq_path': str}`` plus, when available, ``'gt': (3, s*h, s*w)``, ``'gt_path'``,
+        ``'kernel': (k*k, h, w)`` summing to 1 and ``'depth': (1, s*h, s*w)`` in [0, 1]. Files are paired by name
+        (stem or LMDB key); a missing partner raises ``ValueError`` naming it.
+    """
+
+    def __init__(self, opt: dict[str, Any]):
+        super().__init__()
+        self.opt, self.scale = opt, int(opt.get('scale', 4))
+        label = f"datasets.{opt.get('phase', 'test')} ({opt.get('name', '?')})"
+        roots = {key: opt.get(key) for key in TESTSET_FOLDERS}
+        if opt.get('dataroot'):
+            if not os.path.isdir(opt['dataroot']):
+                raise FileNotFoundError(f'{label}: dataroot {opt["dataroot"]!r} does not exist')
+            for key, folder in TESTSET_FOLDERS.items():
+                candidate = os.path.join(opt['dataroot'], folder)
+                if roots[key] is None and os.path.isdir(candidate):
+                    roots[key] = candidate
+        if not roots['dataroot_lq']:
+            raise ValueError(f'{label}: dataroot_lq (or dataroot with an LR/ folder) is required')
+        self.lq = ImageSource(roots['dataroot_lq'], backend_of(roots['dataroot_lq'], opt.get('io_backend')),
+                              option='dataroot_lq')
+        self.gt = None
+        names = [self.lq.name(i) for i in range(len(self.lq))]
+        if roots['dataroot_gt']:
+            self.gt = ImageSource(roots['dataroot_gt'], backend_of(roots['dataroot_gt'], opt.get('io_backend')),
+                                  option='dataroot_gt')
+            self._gt_index = self._pair(label, 'dataroot_gt', names, self.gt)
+        self.kernel_root, self.depth_root = roots['dataroot_kernel'], roots['dataroot_depth']
+        for key, root, ext in (('dataroot_kernel', self.kernel_root, '.npz'), ('dataroot_depth', self.depth_root,
+                                                                             '.png')):
+            if root:
+                missing = [n for n in names if not os.path.isfile(os.path.join(root, n + ext))]
+                if missing:
+                    raise ValueError(f'{label}: {key} {root!r} lacks {missing[:5]} ({len(missing)} of {len(names)})')
+        self.names = names
+
+    @staticmethod
+    def _pair(label: str, key: str, names: list[str], source: ImageSource) -> list[int]:
+        index = {source.name(i): i for i in range(len(source))}
+        missing = [n for n in names if n not in index]
+        if missing:
+            raise ValueError(f'{label}: {key} {source.root!r} has no image for LR {missing[:5]}')
+        return [index[n] for n in names]
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        from ssr.data.image_io import decode_depth
+
+        lq = hwc_to_chw_tensor(self.lq.read_image(index))
+        _, h, w = lq.shape
+        sample: dict[str, Any] = {'lq': lq, 'lq_path': self.lq.source(index)}
+        hh, ww = h * self.scale, w * self.scale
+        if self.gt is not None:
+            gi = self._gt_index[index]
+            gt = hwc_to_chw_tensor(self.gt.read_image(gi))
+            if gt.shape[1] < hh or gt.shape[2] < ww:
+                raise ValueError(f'{self.gt.source(gi)}: HR {tuple(gt.shape[1:])} is smaller than scale '
+                                 f'{self.scale} x LR {(h, w)} of {self.lq.source(index)}')
+            sample.update(gt=gt[:, :hh, :ww], gt_path=self.gt.source(gi))  # mod-crop
+        if self.kernel_root:
+            path = os.path.join(self.kernel_root, self.names[index] + '.npz')
+            field = load_kernel_field(path)
+            if field.shape[1:] != (h, w):
+                raise ValueError(f'{path}: kernel field {field.shape[1:]} does not match LR {(h, w)}')
+            sample['kernel'] = torch.from_numpy(field)
+        if self.depth_root:
+            path = os.path.join(self.depth_root, self.names[index] + '.png')
+            with open(path, 'rb') as f:
+                depth = decode_depth(f.read(), path)
+            if depth.shape[0] < hh or depth.shape[1] < ww:
+                raise ValueError(f'{path}: depth {depth.shape} is smaller than the HR size {(hh, ww)}')
+            sample['depth'] = torch.from_numpy(np.ascontiguousarray(depth[:hh, :ww]))[None]
+        return sample

@@ -1,0 +1,84 @@
+"""SVDegradation: option checks, determinism, consistency of LR with the returned kernel field."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ssr.data.degradation import SVDegradation
+from ssr.data.sv_blur import sv_blur_downsample
+
+
+def test_lr_is_the_returned_field_applied_to_gt():
+    deg = SVDegradation({'kernel_size': 7, 'kernel': {'sigma_range': [0.3, 1.5]}}, scale=2)
+    gt = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    out = deg(gt, None, torch.Generator().manual_seed(0))
+    assert out['lq'].shape == (3, 3, 16, 16) and out['kernel'].shape == (3, 49, 16, 16)
+    torch.testing.assert_close(out['kernel'].sum(1), torch.ones(3, 16, 16))
+    torch.testing.assert_close(out['lq'], sv_blur_downsample(gt, out['kernel'], 2).clamp(0, 1))
+    assert torch.equal(out['noise_level'], torch.zeros(3)) and torch.equal(out['jpeg_quality'], torch.full((3,), 100))
+
+
+def test_same_seed_same_output_and_mode_independence():
+    deg = SVDegradation({'noise': {'gaussian_prob': 1.0, 'poisson_prob': 0.0}}, scale=4)
+    gt = torch.rand(4, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    a = deg(gt, None, torch.Generator().manual_seed(5))
+    b = deg(gt, None, torch.Generator().manual_seed(5))
+    c = deg(gt, None, torch.Generator().manual_seed(6))
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    assert not torch.equal(a['lq'], c['lq'])
+    assert (a['noise_level'] > 0).all()
+
+
+def test_depth_mode_blurs_far_from_focus_more():
+    """A depth ramp: the defocus model gives the smallest blur at the focus depth, growing away from it."""
+    deg = SVDegradation({'kernel': {'modes': ['depth'], 'sigma_range': [0.3, 3.0], 'anisotropy_range': [1.0, 1.0],
+                                    'motion_prob': 0.0}})
+    depth = torch.linspace(0, 1, 64).view(1, 1, 1, 64).expand(1, 1, 64, 64).contiguous()
+    out = deg(torch.rand(1, 3, 64, 64), depth, torch.Generator().manual_seed(0))
+    k = out['kernel'][0].view(21, 21, 16, 16)
+    coords = torch.arange(21.0) - 10
+    var = (k.sum(0) * (coords.view(21, 1, 1) - (k.sum(0) * coords.view(21, 1, 1)).sum(0)) ** 2).sum(0)  # col var
+    profile = var.mean(0)  # along the depth ramp
+    focus = int(profile.argmin())
+    assert profile[focus] < 0.5 * profile.max()
+    assert torch.all(profile[focus:].diff() >= -1e-3) and torch.all(profile[:focus + 1].diff() <= 1e-3)
+
+
+@pytest.mark.parametrize('mode', ['uniform', 'random', 'depth', 'gaussian8'])
+def test_each_mode_gives_valid_fields(mode):
+    deg = SVDegradation({'kernel': {'modes': [mode]}})
+    out = deg(torch.rand(2, 3, 32, 32), None, torch.Generator().manual_seed(0))
+    assert torch.isfinite(out['kernel']).all() and (out['kernel'] >= 0).all()
+    torch.testing.assert_close(out['kernel'].sum(1), torch.ones(2, 8, 8))
+    if mode in ('uniform', 'gaussian8'):  # one kernel per image
+        assert torch.allclose(out['kernel'], out['kernel'][..., :1, :1].expand_as(out['kernel']))
+
+
+BAD = [
+    ({'kernel_size': 20}, 'kernel_size must be odd'),
+    ({'blur': {}}, r"unknown key\(s\) \['blur'\]"),
+    ({'kernel': {'modes': ['defocus']}}, "'defocus' not in"),
+    ({'kernel': {'modes': ['uniform'], 'mode_prob': [0.5, 0.5]}}, 'mode_prob must hold 1'),
+    ({'kernel': {'kernel_list': ['gauss']}}, "'gauss' not in"),
+    ({'kernel': {'sigmas': [1, 2]}}, r"kernel: unknown key\(s\) \['sigmas'\]"),
+    ({'jpeg': {'prob': 0.5, 'quality_range': [0, 90]}}, 'quality_range'),
+    ({'jpeg': {'quality': 50}}, r"jpeg: unknown key\(s\) \['quality'\]"),
+    ({'noise': {'gaussian_prob': 2.0}}, 'gaussian_prob'),
+]
+
+
+@pytest.mark.parametrize('opt,match', BAD, ids=[m[:30] for _, m in BAD])
+def test_bad_options(opt, match):
+    with pytest.raises(ValueError, match=match):
+        SVDegradation(opt)
+
+
+def test_scale_that_does_not_divide_the_image():
+    with pytest.raises(ValueError, match='not a multiple of the scale 4'):
+        SVDegradation()(torch.rand(1, 3, 30, 32))
+
+
+def test_depth_shape_mismatch():
+    with pytest.raises(ValueError, match='depth must be'):
+        SVDegradation()(torch.rand(1, 3, 32, 32), torch.rand(1, 1, 16, 16))
