@@ -1,0 +1,33 @@
+"""Every option file under options/ loads and validates, and has a tiny twin under tests/data/."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ssr.utils.options import load_options, load_yaml
+from tests.conftest import REPO
+
+OPTION_FILES = sorted((REPO / 'options').glob('*.yml'))
+
+
+def _is_train(path: Path) -> bool:
+    return path.name.startswith('train_')
+
+
+def test_there_are_option_files():
+    assert OPTION_FILES
+
+
+@pytest.mark.parametrize('path', OPTION_FILES, ids=[p.name for p in OPTION_FILES])
+def test_option_file_validates(path, tmp_path):
+    opt = load_options(path, is_train=_is_train(path), root=tmp_path)
+    assert opt['name'] and opt['model_type']
+
+
+@pytest.mark.parametrize('path', OPTION_FILES, ids=[p.name for p in OPTION_FILES])
+def test_option_file_has_a_tiny_twin(path, tmp_path):
+    twin = REPO / 'tests' / 'data' / path.name
+    assert twin.is_file(), f'{path.name} has no tiny twin under tests/data/'
+    assert load_yaml(twin)['model_type'] == load_yaml(path)['model_type']
+    load_options(twin, is_train=_is_train(path), root=tmp_path)
