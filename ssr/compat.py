@@ -137,13 +137,19 @@ def resume_training(self, resume_state: dict) -> None:
 
 
 def load_network(self, net, load_path: str, strict: bool = True, param_key: str | None = 'params') -> None:
-    """``BaseModel.load_network`` with ``weights_only=True`` and a strict key check that raises."""
+    """``BaseModel.load_network`` with ``weights_only=True`` and a strict key check that raises.
+
+    A network may define ``adapt_state_dict(state) -> state`` to accept foreign layouts (official MANet / DCLS /
+    MiDaS files, a plain RRDBNet checkpoint for NBSR's trunk); it is applied before the strict check.
+    """
     from basicsr.utils import get_root_logger
 
     from ssr.utils.checkpoint import load_state_dict_strict, read_state_dict
 
     net = self.get_bare_model(net)
     state, used_key = read_state_dict(load_path, param_key)
+    if hasattr(net, 'adapt_state_dict'):
+        state = net.adapt_state_dict(state)
     get_root_logger().info(f'Loading {net.__class__.__name__} from {load_path}, param key: [{used_key}].')
     load_state_dict_strict(net, state, source=load_path, strict=strict)
 
