@@ -15,6 +15,8 @@ Fixes:
     - ``BaseModel.load_network`` unpickles arbitrary objects; it now loads with ``weights_only=True`` and reports
       missing / unexpected keys as an error when ``strict``.
     - ``BaseModel.resume_training`` also restores the RNG states saved above.
+    - ``paths_from_lmdb`` / ``paired_paths_from_lmdb`` keep the text before the FIRST dot of each ``meta_info.txt``
+      entry, so the key ``0001.s001`` reads as ``0001``; they now strip only the final extension.
 """
 from __future__ import annotations
 
@@ -154,9 +156,47 @@ def load_network(self, net, load_path: str, strict: bool = True, param_key: str 
     load_state_dict_strict(net, state, source=load_path, strict=strict)
 
 
+def paths_from_lmdb(folder: str) -> list[str]:
+    """``basicsr.data.data_util.paths_from_lmdb`` keeping dots inside keys."""
+    from ssr.data.image_source import lmdb_keys
+
+    if not folder.endswith('.lmdb'):
+        raise ValueError(f'Folder {folder} should be in lmdb format.')
+    return lmdb_keys(folder)
+
+
+def paired_paths_from_lmdb(folders, keys):
+    """``basicsr.data.data_util.paired_paths_from_lmdb`` keeping dots inside keys."""
+    from ssr.data.image_source import lmdb_keys
+
+    if len(folders) != 2 or len(keys) != 2:
+        raise ValueError(f'folders and keys must hold two entries each, got {folders} and {keys}')
+    (input_folder, gt_folder), (input_key, gt_key) = folders, keys
+    for folder in folders:
+        if not folder.endswith('.lmdb'):
+            raise ValueError(f'{input_key} folder and {gt_key} folder should both be in lmdb formats, got {folder}')
+    input_keys, gt_keys = lmdb_keys(input_folder), lmdb_keys(gt_folder)
+    if sorted(input_keys) != sorted(gt_keys):
+        raise ValueError(f'Keys in {input_key}_folder and {gt_key}_folder are different.')
+    return [{f'{input_key}_path': key, f'{gt_key}_path': key} for key in sorted(input_keys)]
+
+
+def _replace_everywhere(original, replacement) -> None:
+    """Rebind ``original`` to ``replacement`` in every loaded basicsr module that imported it by name."""
+    for module in list(sys.modules.values()):
+        if getattr(module, '__name__', '').startswith('basicsr'):
+            for attr, value in list(vars(module).items()):
+                if value is original:
+                    setattr(module, attr, replacement)
+
+
 def patch_basicsr() -> None:
-    """Replace the basicsr 1.4.2 methods listed in the module docstring."""
+    """Replace the basicsr 1.4.2 functions and methods listed in the module docstring."""
+    import basicsr.data.data_util as data_util
     from basicsr.models.base_model import BaseModel
+
+    _replace_everywhere(data_util.paths_from_lmdb, paths_from_lmdb)
+    _replace_everywhere(data_util.paired_paths_from_lmdb, paired_paths_from_lmdb)
 
     BaseModel.get_optimizer = get_optimizer
     BaseModel.model_to_device = model_to_device

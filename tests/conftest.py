@@ -1,6 +1,7 @@
 """Shared fixtures: small real photographs from scikit-image, tiny option files, and an entry-point runner."""
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import yaml
 import ssr  # noqa: F401  (compatibility fixes and registries)
 
 REPO = Path(__file__).resolve().parents[1]
+SCRIPTS = REPO / 'scripts'
 PHOTOS = ('astronaut', 'chelsea', 'coffee', 'rocket', 'immunohistochemistry', 'hubble_deep_field')
 
 
@@ -56,3 +58,14 @@ def run_entry(script: str, args: list[str], root: Path, cwd: Path | None = None,
     if proc.returncode != 0:
         raise AssertionError(f'{" ".join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}')
     return proc
+
+
+def load_script(name: str):
+    """Import ``scripts/<name>.py`` as a module (scripts/ is not a package) so tests can call its functions."""
+    module_name = f'_ssr_scripts_{name}'
+    if module_name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(module_name, SCRIPTS / f'{name}.py')
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[module_name]

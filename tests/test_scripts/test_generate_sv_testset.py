@@ -7,8 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.conftest import photo
-from tests.test_scripts.test_create_lmdb import load_script
+from tests.conftest import load_script, photo
 
 script = load_script('generate_sv_testset')
 
