@@ -1,11 +1,10 @@
 """A plain (kernel-unaware) SR model trained on spatially variant degradations."""
 from __future__ import annotations
 
-import torch
 from basicsr.models.sr_model import SRModel
 from basicsr.utils.registry import MODEL_REGISTRY
 
-from ssr.data.degradation import SVDegradation
+from ssr.models.sv_synthesis import build_synthesis, synthesize
 
 CONDITION_KEYS = ('kernel', 'depth', 'noise_level')
 
@@ -26,25 +25,11 @@ class SVSRModel(SRModel):
 
     def __init__(self, opt: dict):
         super().__init__(opt)
-        train = opt['datasets'].get('train', {}) if self.is_train else {}
-        self.degradation = None
-        if train.get('synthesis') == 'model':
-            self.degradation = SVDegradation(train.get('degradation'), opt.get('scale', 4),
-                                             source='datasets.train.degradation')
-
-    @torch.no_grad()
-    def synthesize(self, data: dict) -> dict:
-        """Degrade ``data['gt']`` on ``self.device``; returns ``data`` with ``lq``, ``kernel``, ``noise_level``."""
-        gt = data['gt'].to(self.device)
-        depth = data['depth'].to(self.device) if 'depth' in data else None
-        generator = torch.Generator(device=self.device).manual_seed(int(data['seed'][0]))
-        out = self.degradation(gt, depth, generator)
-        return {**data, 'gt': gt, 'lq': out['lq'], 'kernel': out['kernel'], 'depth': out['depth'],
-                'noise_level': out['noise_level']}
+        self.degradation = build_synthesis(opt, self.is_train)
 
     def feed_data(self, data: dict) -> None:
         if 'lq' not in data and self.degradation is not None:
-            data = self.synthesize(data)
+            data = synthesize(self.degradation, data, self.device)
         super().feed_data(data)
         for key in CONDITION_KEYS:
             setattr(self, key, data[key].to(self.device) if key in data else None)

@@ -196,7 +196,8 @@ def validate_options(opt: Mapping, file: str | os.PathLike, is_train: bool) -> N
         _require(file, opt[net], net, 'type', str)
         _check_registered(file, f'{net}.type', opt[net]['type'], ARCH_REGISTRY, 'arch')
         _check_arch_kwargs(file, net, opt[net], ARCH_REGISTRY)
-        if not is_train and not opt['path'].get(f'pretrain_{net}'):
+        has_own_weights = bool(opt[net].get('weights_path'))  # e.g. MiDaSDepth reads its official file itself
+        if not is_train and not opt['path'].get(f'pretrain_{net}') and not has_own_weights:
             raise OptionError(file, f'path.pretrain_{net}', f'testing {net} ({opt[net]["type"]}) needs its weights; '
                               'a test without them would silently run a randomly initialised network')
 

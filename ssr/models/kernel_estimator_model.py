@@ -1,0 +1,125 @@
+"""Kernel-estimator training (DKENet, MANet's estimator, ...): kernel-field loss + LR re-degradation consistency."""
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import torch
+from basicsr.losses import build_loss
+from basicsr.utils.registry import MODEL_REGISTRY
+from tqdm import tqdm
+
+from ssr.data.sv_blur import sv_blur_downsample
+from ssr.metrics.kernel_error import kernel_mse, kernel_psnr
+from ssr.models.network_calls import estimate_kernel
+from ssr.models.sv_sr_model import SVSRModel
+from ssr.models.training_checks import check_finite, clip_gradients
+
+VAL_METRICS = ('kernel_mse', 'kernel_psnr', 'lr_psnr')
+CONSTANT_DEPTH = 0.5
+
+
+def _psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return 10 * torch.log10(1.0 / (a - b).square().flatten(1).mean(1).clamp_min(1e-12))
+
+
+@MODEL_REGISTRY.register()
+class KernelEstimatorModel(SVSRModel):
+    """Trains ``network_g`` to estimate the kernel field of an LR image (optionally from depth).
+
+    Options:
+        train.kernel_opt: loss on fields, e.g. ``{type: KernelFieldLoss, criterion: l1}`` (required).
+        train.consistency_opt: optional ``{type: LRConsistencyLoss, loss_weight: 0.1}``: the HR image re-degraded
+            with the estimated field is compared with the HR degraded by the true field (clean LR, no noise / JPEG).
+        train.grad_clip: max gradient norm, or ~.
+        depth_input (top level): ``data`` (the dataset's depth, default) or ``none`` (constant 0.5 map: the paper's
+            DI-Kernel-without-depth ablation when paired with ``network_g.use_depth: false``).
+
+    Validation (needs ``gt`` and ``kernel`` in the data) reports ``kernel_mse``, ``kernel_psnr`` (peak = largest
+    true tap) and ``lr_psnr`` (PSNR of the re-degraded HR against the clean LR); ``val.metrics`` is not used.
+
+    Overrides: init_training_settings, optimize_parameters, test, nondist_validation, get_current_visuals.
+    """
+
+    def __init__(self, opt: dict):
+        self.depth_input = opt.get('depth_input', 'data')
+        if self.depth_input not in ('data', 'none'):
+            raise ValueError(f"depth_input {self.depth_input!r} not in ('data', 'none')")
+        super().__init__(opt)
+
+    def init_training_settings(self) -> None:
+        train = self.opt['train']
+        if not train.get('kernel_opt'):
+            raise ValueError('train.kernel_opt is required for KernelEstimatorModel (e.g. {type: KernelFieldLoss})')
+        self.net_g.train()
+        self.ema_decay = train.get('ema_decay', 0)
+        if self.ema_decay > 0:
+            from basicsr.archs import build_network
+
+            self.net_g_ema = build_network(self.opt['network_g']).to(self.device)
+            self.model_ema(0)
+            self.net_g_ema.eval()
+        self.cri_kernel = build_loss(train['kernel_opt']).to(self.device)
+        self.cri_consistency = build_loss(train['consistency_opt']).to(self.device) if train.get(
+            'consistency_opt') else None
+        self.grad_clip = train.get('grad_clip')
+        self.setup_optimizers()
+        self.setup_schedulers()
+
+    def _depth(self) -> torch.Tensor | None:
+        if self.depth_input == 'none' or self.depth is None:
+            return torch.full_like(self.lq[:, :1], CONSTANT_DEPTH)
+        return self.depth
+
+    def optimize_parameters(self, current_iter: int) -> None:
+        self.optimizer_g.zero_grad()
+        self.output = estimate_kernel(self.net_g, self.lq, self._depth())
+        losses = OrderedDict(l_kernel=self.cri_kernel(self.output, self.kernel))
+        if self.cri_consistency is not None:
+            with torch.no_grad():
+                clean_lr = sv_blur_downsample(self.gt, self.kernel, self.cri_consistency.scale)
+            losses['l_consistency'] = self.cri_consistency(self.output, self.gt, clean_lr)
+        check_finite(losses, current_iter)
+        sum(losses.values()).backward()
+        clip_gradients([self.net_g], self.grad_clip)
+        self.optimizer_g.step()
+        self.log_dict = self.reduce_loss_dict(losses)
+        if self.ema_decay > 0:
+            self.model_ema(decay=self.ema_decay)
+
+    def test(self) -> None:
+        net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.net_g
+        net.eval()
+        with torch.no_grad():
+            self.output = estimate_kernel(net, self.lq, self._depth())
+        if self.is_train:
+            self.net_g.train()
+
+    def nondist_validation(self, dataloader, current_iter, tb_logger, save_img) -> None:
+        dataset_name = dataloader.dataset.opt['name']
+        if not hasattr(self, 'best_metric_results'):
+            self.best_metric_results = {}
+        if dataset_name not in self.best_metric_results:
+            self.best_metric_results[dataset_name] = {
+                m: {'better': 'lower' if m == 'kernel_mse' else 'higher', 'val': float('inf') if m == 'kernel_mse'
+                    else float('-inf'), 'iter': -1} for m in VAL_METRICS}
+        totals = dict.fromkeys(VAL_METRICS, 0.0)
+        count = 0
+        use_pbar = self.opt['val'].get('pbar', False)
+        for data in tqdm(dataloader, unit='image', disable=not use_pbar):
+            self.feed_data(data)
+            if getattr(self, 'kernel', None) is None or not hasattr(self, 'gt'):
+                raise ValueError(f'validation set {dataset_name} must provide gt and kernel (dataroot_kernel)')
+            self.test()
+            scale = self.opt.get('scale', 4)
+            totals['kernel_mse'] += float(kernel_mse(self.output, self.kernel).sum())
+            totals['kernel_psnr'] += float(kernel_psnr(self.output, self.kernel).sum())
+            totals['lr_psnr'] += float(_psnr(sv_blur_downsample(self.gt, self.output, scale),
+                                             sv_blur_downsample(self.gt, self.kernel, scale)).sum())
+            count += self.lq.shape[0]
+        self.metric_results = {m: v / max(count, 1) for m, v in totals.items()}
+        for metric, value in self.metric_results.items():
+            self._update_best_metric_result(dataset_name, metric, value, current_iter)
+        self._log_validation_metric_values(current_iter, dataset_name, tb_logger)
+
+    def get_current_visuals(self) -> OrderedDict:
+        return OrderedDict(lq=self.lq.detach().cpu(), kernel=self.output.detach().cpu())
