@@ -13,7 +13,7 @@ from ssr.metrics.kernel_error import kernel_mse, kernel_psnr
 from ssr.models.network_calls import estimate_kernel, super_resolve
 from ssr.models.sv_sr_model import SVSRModel
 from ssr.models.svkr import SVKR, SVKROutput
-from ssr.models.training_checks import check_finite, clip_gradients
+from ssr.models.training_utils import check_finite, clip_gradients
 
 DEPTH_SOURCES = ('midas', 'file', 'none')
 CONSTANT_DEPTH = 0.5

@@ -12,7 +12,7 @@ from ssr.data.sv_blur import sv_blur_downsample
 from ssr.metrics.kernel_error import kernel_mse, kernel_psnr
 from ssr.models.network_calls import estimate_kernel
 from ssr.models.sv_sr_model import SVSRModel
-from ssr.models.training_checks import check_finite, clip_gradients
+from ssr.models.training_utils import check_finite, clip_gradients
 
 VAL_METRICS = ('kernel_mse', 'kernel_psnr', 'lr_psnr')
 CONSTANT_DEPTH = 0.5

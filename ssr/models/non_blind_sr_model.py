@@ -4,11 +4,12 @@ from __future__ import annotations
 from collections import OrderedDict
 
 import torch
+from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
 
 from ssr.models.network_calls import super_resolve
 from ssr.models.sv_sr_model import SVSRModel
-from ssr.models.training_checks import check_finite, clip_gradients
+from ssr.models.training_utils import check_finite, clip_gradients, freeze_except
 
 
 def perturb_kernel(kernel: torch.Tensor, strength: float, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -30,7 +31,8 @@ class NonBlindSRModel(SVSRModel):
     """Trains a kernel-conditioned SR network (``network_g``, e.g. NBSR) with the data's ground-truth kernels.
 
     Options (``train`` block, beyond SRModel's): ``kernel_noise`` (float, default 0: std of multiplicative log-noise
-    on the ground-truth taps, so the network tolerates imperfect estimates), ``grad_clip`` (max grad norm or ~).
+    on the ground-truth taps, so the network tolerates imperfect estimates), ``grad_clip`` (max grad norm or ~),
+    ``trainable_prefixes`` (e.g. ``[sft.]``: train only the kernel modulation of a pretrained trunk).
     Validation data must carry ``kernel`` (``SVPairedDataset`` on a generated SV test set does).
 
     Overrides: ``init_training_settings`` (reads the options above), ``optimize_parameters``, ``test``.
@@ -41,7 +43,18 @@ class NonBlindSRModel(SVSRModel):
         train = self.opt['train']
         self.kernel_noise = float(train.get('kernel_noise', 0.0))
         self.grad_clip = train.get('grad_clip')
+        freeze_except(self.net_g, train.get('trainable_prefixes'))
         super().init_training_settings()
+
+    def setup_optimizers(self) -> None:
+        """SRModel's, with one summary line instead of a warning per frozen parameter."""
+        params = [p for p in self.net_g.parameters() if p.requires_grad]
+        frozen = sum(not p.requires_grad for p in self.net_g.parameters())
+        if frozen:
+            get_root_logger().info(f'{frozen} parameter tensors of network_g are frozen (train.trainable_prefixes)')
+        optim = dict(self.opt['train']['optim_g'])
+        self.optimizer_g = self.get_optimizer(optim.pop('type'), params, **optim)
+        self.optimizers.append(self.optimizer_g)
 
     def optimize_parameters(self, current_iter: int) -> None:
         self.optimizer_g.zero_grad()
