@@ -15,6 +15,13 @@ from ssr.data.image_io import decode_depth, decode_image, list_images
 BACKENDS = ('disk', 'lmdb', 'mmsr_lmdb')
 
 
+def lmdb_sizes(folder: str | os.PathLike) -> list[tuple[int, int]]:
+    """``(h, w)`` of every entry of a BasicSR LMDB, from the ``(h,w,c)`` field of ``meta_info.txt``."""
+    with open(os.path.join(folder, 'meta_info.txt'), encoding='ascii') as f:
+        fields = [line.split()[1].strip('()').split(',') for line in f if line.strip()]
+    return [(int(h), int(w)) for h, w, *_ in fields]
+
+
 def lmdb_keys(folder: str | os.PathLike) -> list[str]:
     """Keys of a BasicSR-format LMDB in ``meta_info.txt`` order, dots included.
 
@@ -56,6 +63,7 @@ class ImageSource:
 
     def __init__(self, root: str, backend: str = 'disk', meta_info_file: str | None = None, option: str = 'dataroot'):
         self.root, self.backend, self.option = str(root), backend, option
+        self.sizes: list[tuple[int, int]] | None = None  # (h, w) per key when the source lists them (LMDB)
         if not os.path.exists(self.root):
             raise FileNotFoundError(f'{option}: {self.root!r} does not exist')
         self._client = None
@@ -72,6 +80,7 @@ class ImageSource:
             if not os.path.isfile(os.path.join(self.root, 'meta_info.txt')):
                 raise FileNotFoundError(f'{option}: {self.root!r} is not a BasicSR LMDB (no meta_info.txt)')
             self.keys = lmdb_keys(self.root)
+            self.sizes = lmdb_sizes(self.root)
         elif backend == 'mmsr_lmdb':
             from ssr.data.mmsr_lmdb import MMSRLmdbReader
 
@@ -84,6 +93,12 @@ class ImageSource:
 
     def __len__(self) -> int:
         return len(self.keys)
+
+    def keep(self, indices: list[int]) -> None:
+        """Restrict the source to ``indices`` (e.g. images at least as large as a crop)."""
+        self.keys = [self.keys[i] for i in indices]
+        if self.sizes is not None:
+            self.sizes = [self.sizes[i] for i in indices]
 
     def name(self, index: int) -> str:
         """File stem (disk) or key (LMDB) of an image, used to pair sources and to name outputs."""

@@ -38,7 +38,9 @@ class SVDegradationDataset(data.Dataset):
         depth_source (str): ``file`` (needs ``dataroot_depth``), ``synthetic`` (planes / gradients / blobs drawn
             per sample) or ``none`` (a constant map of 0.5); default ``file`` when ``dataroot_depth`` is set, else
             ``synthetic``.
-        gt_size (int): HR crop size, a multiple of ``scale``. Images smaller than the crop raise ``ValueError``.
+        gt_size (int): HR crop size, a multiple of ``scale``. LMDB entries smaller than the crop (their sizes are in
+            ``meta_info.txt``) are left out with a warning; a folder image smaller than the crop raises ``ValueError``
+            when it is read.
         use_hflip (bool), use_rot (bool): flips and 90-degree rotations (applied to HR and depth alike).
         scale (int): s (set by BasicSR from the top-level ``scale``).
         synthesis (str): ``worker`` degrades here (CPU, data workers); ``model`` returns HR and depth only and the
@@ -77,6 +79,17 @@ class SVDegradationDataset(data.Dataset):
 
         backend = backend_of(opt['dataroot_gt'], opt.get('io_backend'))
         self.gt = ImageSource(opt['dataroot_gt'], backend, opt.get('meta_info_file'), option='dataroot_gt')
+        if self.gt.sizes is not None:
+            big = [i for i, (h, w) in enumerate(self.gt.sizes) if min(h, w) >= self.gt_size]
+            if len(big) < len(self.gt):
+                from basicsr.utils import get_root_logger
+
+                get_root_logger().warning(f'{name}: {len(self.gt) - len(big)} of {len(self.gt)} images in '
+                                          f'{opt["dataroot_gt"]} are smaller than gt_size {self.gt_size}: left out')
+                if not big:
+                    raise ValueError(f'{name}: every image in {opt["dataroot_gt"]} is smaller than gt_size '
+                                     f'{self.gt_size}')
+                self.gt.keep(big)
         self.depth = None
         if self.depth_source == 'file':
             depth_backend = backend_of(opt['dataroot_depth'], None)

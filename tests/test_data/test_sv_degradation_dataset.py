@@ -181,3 +181,17 @@ def test_depth_size_mismatch(hr_folder, tmp_path):
         _write(depth_dir, p.name, encode_depth_png(np.zeros((40, 40))))
     with pytest.raises(ValueError, match=r'depth \(40, 40\) does not match image'):
         SVDegradationDataset(opts(hr_folder, dataroot_depth=str(depth_dir)))[0]
+
+
+def test_lmdb_entries_smaller_than_the_crop_are_left_out(tmp_path):
+    from basicsr.utils.lmdb_util import make_lmdb_from_imgs
+
+    folder = tmp_path / 'imgs'
+    folder.mkdir()
+    cv2.imwrite(str(folder / 'big.png'), photo('astronaut', 40))
+    cv2.imwrite(str(folder / 'small.png'), photo('coffee', 24))
+    make_lmdb_from_imgs(str(folder), str(tmp_path / 'x.lmdb'), ['big.png', 'small.png'], ['big', 'small'], n_thread=1)
+    ds = SVDegradationDataset(opts(tmp_path / 'x.lmdb', io_backend={'type': 'lmdb'}))
+    assert ds.gt.keys == ['big'] and ds[0]['gt'].shape == (3, 32, 32)
+    with pytest.raises(ValueError, match='every image .* is smaller than gt_size 48'):
+        SVDegradationDataset(opts(tmp_path / 'x.lmdb', io_backend={'type': 'lmdb'}, gt_size=48))
