@@ -8,10 +8,13 @@ sees other data than an uninterrupted one. The replacements here fix all four:
       with ``weights_only=True``;
     - :class:`ResumableEnlargedSampler` skips the batches the interrupted epoch already consumed and tells the
       dataset the epoch (datasets with ``set_epoch`` seed their samples from ``(seed, epoch, index)``);
+    - the number of epochs is computed from the batches the loader really yields (basicsr assumes
+      ``ceil(samples / batch)`` although its loader drops the last partial batch, so small sets stopped early);
     - the training state carries the python / numpy / torch RNG states (``ssr.compat.save_training_state``).
 """
 from __future__ import annotations
 
+import math
 import os
 import re
 
@@ -71,8 +74,12 @@ def wrap_create_train_val_dataloader(original):
     def create_train_val_dataloader(opt, logger):
         for phase, dataset_opt in opt['datasets'].items():
             dataset_opt.setdefault('seed', opt['manual_seed'])
-        result = original(opt, logger)
-        train_loader, train_sampler = result[0], result[1]
+        train_loader, train_sampler, val_loaders, total_epochs, total_iters = original(opt, logger)
+        if train_loader is not None and len(train_loader):
+            # basicsr counts ceil(samples / batch) iterations per epoch, but its loader drops the last partial
+            # batch: with small sets training stopped early. Count the batches the loader really yields.
+            total_epochs = math.ceil(total_iters / len(train_loader))
+        result = (train_loader, train_sampler, val_loaders, total_epochs, total_iters)
         position = opt.get(RESUME_KEY)
         if position and isinstance(train_sampler, ResumableEnlargedSampler):
             consumed = position['iter'] - position['epoch'] * len(train_loader)
