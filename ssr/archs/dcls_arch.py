@@ -318,6 +318,10 @@ class DCLSNet(nn.Module):
         estimator_blocks: residual blocks in the estimator body (3 officially).
         ca_reduction: channel-attention reduction inside the DPCA blocks (4 officially, independent of
             ``reduction``).
+
+    Raises:
+        ValueError: for an even ``kernel_size``, a kernel size without a filter chain, a chain whose sizes do not
+            shrink to k, ``upscale < 1``, a size < 1, or ``nf // reduction < ca_reduction``.
     """
 
     def __init__(self, nf: int = 64, nb: int = 10, ng: int = 5, in_nc: int = 3, reduction: int = 4, upscale: int = 4,

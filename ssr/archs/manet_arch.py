@@ -327,6 +327,10 @@ class MANetEstimator(nn.Module):
         scale: s, used only to convert the output to ``kernel_layout='ssr'``.
         kernel_layout: ``'ssr'`` (kernels centred at r + (s-1)/2, DESIGN.md §3) or ``'manet'`` (the raw softmax,
             centred at r - (s-1)/2, as the official network outputs); see the module docstring.
+
+    Raises:
+        ValueError: for an unknown ``kernel_layout``, an even ``kernel_size``, ``nc`` not two positive ints, ``nb < 0``,
+            a scale outside [1, k], or splits / hidden widths that come out empty.
     """
 
     def __init__(self, in_nc: int = 3, kernel_size: int = 21, nc: Sequence[int] = (128, 256), nb: int = 1,
@@ -446,6 +450,10 @@ class MANetSR(_MANetSRBase):
             no checkpoint is loaded; ``None`` leaves it zero (all codes 0) until ``load_network``.
         kernel_layout: layout of the ``kernel`` argument of :meth:`forward`, ``'ssr'`` (converted to MANet's before
             the PCA) or ``'manet'``.
+
+    Raises:
+        ValueError: for an unknown ``kernel_layout``, an even ``kernel_size``, ``code_length`` outside [1, k*k], a
+            scale outside [1, k], a channel or block count < 1, or a ``pca_path`` not holding a (k*k, L) tensor.
     """
 
     def __init__(self, in_nc: int = 3, out_nc: int = 3, nf: int = 64, nb: int = 10, gc: int = 32, scale: int = 4,
@@ -508,6 +516,9 @@ class MANetBlindSR(_MANetSRBase):
             MANet's layout internally.
         train_estimator: ``False`` (official stage 3): the estimator runs without gradients and its parameters are
             frozen; ``True`` lets gradients from both outputs reach it.
+
+    Raises:
+        ValueError: as :class:`MANetSR` and :class:`MANetEstimator`.
     """
 
     def __init__(self, in_nc: int = 3, out_nc: int = 3, nf: int = 64, nb: int = 10, gc: int = 32, scale: int = 4,

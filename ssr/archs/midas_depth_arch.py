@@ -21,6 +21,7 @@ exceeds ``n``; *square* gives ``n x n``. The official code resizes with OpenCV's
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,7 +76,7 @@ class MidasVariant:
     resize_method: str
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
-    to_ssr: object
+    to_ssr: Callable[[Mapping[str, Tensor]], dict[str, Tensor]]
     file_name: str
     release: str
 

@@ -139,6 +139,8 @@ class NBSR(RRDBNet):
         if kernel.dim() != 4 or tuple(kernel.shape) != (b, kk, h, w):
             raise ValueError(f'NBSR: kernel must be (B, k*k, h, w) = {(b, kk, h, w)} for lq {tuple(lq.shape)}, '
                              f'got {tuple(kernel.shape)}')
+        if self.scale == 2 and (h % 2 or w % 2):
+            raise ValueError(f'NBSR: scale 2 pixel-unshuffles the input, so h and w must be even; got {(h, w)}')
         cond = self.pca.encode(kernel.to(lq.dtype))
         if not self.use_noise_level:
             return cond

@@ -74,7 +74,7 @@ def test_depth_of_any_size_equals_depth_on_the_lr_grid():
 
 
 def test_parameter_count_of_default_config():
-    counts = {use_depth: sum(p.numel() for p in DKENet(use_depth=use_depth).parameters()) for use_depth in (True, False)}
+    counts = {flag: sum(p.numel() for p in DKENet(use_depth=flag).parameters()) for flag in (True, False)}
     print(f'DKENet default parameters: {counts[True]} (without depth: {counts[False]})')
     assert counts == {True: 1255513, False: 581817}
 

@@ -175,3 +175,10 @@ def test_bad_inputs(field, value, match):
     inputs[field] = value
     with pytest.raises(ValueError, match=match):
         net(**inputs)
+
+
+def test_scale_2_needs_even_sizes():
+    net = NBSR(**TINY, scale=2)
+    with pytest.raises(ValueError, match=r'h and w must be even; got \(7, 6\)'):
+        net(**random_inputs(h=7))
+

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import struct
+import sys
 from pathlib import Path
 
 import cv2
@@ -27,8 +28,10 @@ FP32_LAYERS = ('conv_first', 'body.0.rdb2.conv3')  # stored with tag 0; every ot
 def script():
     spec = importlib.util.spec_from_file_location('convert_realsr_ncnn', SCRIPT)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
-    return module
+    yield module
+    sys.modules.pop(spec.name, None)
 
 
 def conv_line(name: str, weight: torch.Tensor, leaky: bool, src: str, dst: str) -> str:
