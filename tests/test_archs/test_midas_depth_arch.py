@@ -27,8 +27,8 @@ from torch.nn import functional as F
 import ssr  # noqa: F401
 from ssr.archs.dpt import MidasDepthNet
 from ssr.archs.midas_backbones import BeitBackbone, EfficientNetLiteBackbone, Swin2Backbone, ViTBackbone
-from ssr.archs.midas_checkpoint import (SWIN_LEGACY_SENTINEL, midas_beit_to_ssr, midas_swin_to_ssr,
-                                        ssr_to_midas_beit, ssr_to_midas_swin, ssr_to_midas_timm1, unwrap_state_dict)
+from ssr.archs.midas_checkpoint import (SWIN_LEGACY_SENTINEL, midas_beit_to_ssr, midas_swin_to_ssr, ssr_to_midas_beit,
+                                        ssr_to_midas_swin, ssr_to_midas_timm1, unwrap_state_dict)
 from ssr.archs.midas_depth_arch import MIDAS_VARIANTS, MiDaSDepth, build_midas_net, midas_input_size
 from ssr.utils.checkpoint import load_state_dict_strict
 from tests.conftest import photo
@@ -415,6 +415,13 @@ def test_official_file_loads_strictly(variant, tmp_path):
     loaded = net.state_dict()
     for key, value in source.state_dict().items():
         torch.testing.assert_close(loaded[key], value, rtol=0, atol=0, msg=key)
+
+
+def test_weights_path_accepts_ssr_checkpoint(small, tmp_path):
+    path = tmp_path / 'net_d.pth'
+    torch.save({'params': {k: v + 1 if v.is_floating_point() else v for k, v in small.state_dict().items()}}, path)
+    net = MiDaSDepth(SMALL, weights_path=str(path))
+    torch.testing.assert_close(net.model.scratch.layer1_rn.weight, small.model.scratch.layer1_rn.weight + 1)
 
 
 def test_mismatched_file_lists_every_problem(small, tmp_path):
