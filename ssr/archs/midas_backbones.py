@@ -9,13 +9,13 @@ Features are collected by the adapter's own forward, in a list local to the call
 into the official module-level ``activations`` dict (two official models in one process overwrite each other's
 features there). Tests check the collected tensors against forward hooks on timm's own forward.
 
-| family          | timm model                 | levels 1-4 taken from                                   | input sizes             |
-|-----------------|----------------------------|---------------------------------------------------------|-------------------------|
-| ViT             | ``vit_large_patch16_384``  | blocks ``hooks`` -> readout + reassemble (x4, x2, 1, /2)| multiples of 32         |
-| ViT hybrid      | ``vit_base_r50_s16_384``   | ResNet ``stages[0]``, ``stages[1]``, blocks hooks[2:4]  | multiples of 32         |
-| BEiT            | ``beit_large_patch16_512`` | blocks ``hooks`` -> readout + reassemble                | multiples of 32         |
-| Swin V2         | ``swinv2_*``               | the output of each stage (official hooks: last blocks) | exactly ``img_size``    |
-| EfficientNet    | ``tf_efficientnet_lite3``  | stem + blocks[0:2], blocks[2], blocks[3:5], blocks[5:]  | multiples of 32         |
+| family       | timm model                 | levels 1-4 taken from                                 | input sizes      |
+|--------------|----------------------------|-------------------------------------------------------|------------------|
+| ViT          | ``vit_large_patch16_384``  | blocks ``hooks``, readout + reassemble (x4, x2, 1, /2)| multiples of 32  |
+| ViT hybrid   | ``vit_base_r50_s16_384``   | ResNet ``stages[0]``, ``stages[1]``, blocks hooks[2:] | multiples of 32  |
+| BEiT         | ``beit_large_patch16_512`` | blocks ``hooks``, readout + reassemble                | multiples of 32  |
+| Swin V2      | ``swinv2_*``               | each stage's output (= official hooks, last blocks)   | ``img_size`` only|
+| EfficientNet | ``tf_efficientnet_lite3``  | stem + blocks 0-1, block 2, blocks 3-4, blocks 5-6    | multiples of 32  |
 
 Notation: B batch, H x W input, h x w = H/16 x W/16 patch grid, N = h*w, C_vit the transformer width.
 """

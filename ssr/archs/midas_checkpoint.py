@@ -3,12 +3,12 @@
 "ssr layout" is the ``state_dict`` of the bare network :class:`ssr.archs.dpt.MidasDepthNet` built on timm 1.x (the
 ``MiDaSDepth`` wrapper adds a ``model.`` prefix). Functions here are pure: no I/O, no model.
 
-| source format                         | variants                                   | map                             |
-|---------------------------------------|--------------------------------------------|---------------------------------|
-| ViT / hybrid (v3), EfficientNet (v2.1) | dpt_large_384, dpt_hybrid_384,             | identity (timm 1.x keeps them)  |
-|                                       | midas_v21_small_256                        |                                 |
-| BEiT (v3.1)                           | dpt_beit_large_512                         | drop ``attn.relative_position_index`` |
-| Swin / Swin2 (v3.1, timm 0.6 era)     | dpt_swin2_tiny_256                         | see ``_SWIN_LEGACY_RENAMES``, drop buffers |
+| source format                            | variants                         | map                          |
+|------------------------------------------|----------------------------------|------------------------------|
+| ViT-L / hybrid (v3), EffNet-Lite3 (v2.1) | dpt_large_384, dpt_hybrid_384,   | identity (timm 1.x keeps it) |
+|                                          | midas_v21_small_256              |                              |
+| BEiT (v3.1)                              | dpt_beit_large_512               | drop relative_position_index |
+| Swin / Swin2 (v3.1, timm 0.6 era)        | dpt_swin2_tiny_256               | _SWIN_LEGACY_RENAMES + drops |
 
 The BEiT and Swin maps drop buffers that timm 1.x rebuilds itself (non-persistent there). The Swin checkpoints put
 each stage's patch merging at the *end* of the stage (``layers.{i}.downsample``, i = 0..2) where timm 1.x puts it at
@@ -29,7 +29,7 @@ __all__ = ['unwrap_state_dict', 'midas_timm1_to_ssr', 'midas_beit_to_ssr', 'mida
 StateDict = dict[str, Tensor]
 Replacement = str | Callable[[re.Match], str]
 
-CONTAINER_KEYS = ('model', 'state_dict')
+CONTAINER_KEYS = ('params_ema', 'params', 'model', 'state_dict')  # BasicSR's, then the official ones
 SWIN_LEGACY_SENTINEL = 'pretrained.model.layers.0.downsample.reduction.weight'
 
 # Buffers that the official files store and timm 1.x rebuilds (anchored, matched against the whole key).
@@ -57,8 +57,9 @@ _SWIN_LEGACY_INVERSE: tuple[tuple[str, Replacement], ...] = (
 
 
 def unwrap_state_dict(obj: Mapping) -> StateDict:
-    """The state_dict inside an official file: unwrap ``{'model': ...}`` / ``{'state_dict': ...}`` containers (nested
-    ones too) and strip a DataParallel ``module.`` prefix.
+    """The state_dict inside a checkpoint: unwrap ``{'model': ...}`` / ``{'state_dict': ...}`` (official) and
+    ``{'params_ema' | 'params': ...}`` (BasicSR) containers, nested ones too, and strip a DataParallel ``module.``
+    prefix.
 
     Raises:
         ValueError: if ``obj`` (or what a container holds) is not a mapping of tensors.

@@ -5,13 +5,13 @@ The depth estimator DE of SSR (paper §3.1, Algorithm 1): ``D = DE(I)``, shape (
 
 Variants (isl-org/MiDaS ``midas/model_loader.py``; weights only from a local official file, nothing downloads):
 
-| variant               | backbone (timm 1.x)        | native | resize policy           | input normalisation       |
-|-----------------------|----------------------------|--------|-------------------------|---------------------------|
-| ``dpt_hybrid_384``    | ``vit_base_r50_s16_384``   | 384    | minimal, keep aspect    | mean = std = 0.5          |
-| ``dpt_large_384``     | ``vit_large_patch16_384``  | 384    | minimal, keep aspect    | mean = std = 0.5          |
-| ``dpt_beit_large_512``| ``beit_large_patch16_512`` | 512    | minimal, keep aspect    | mean = std = 0.5          |
-| ``dpt_swin2_tiny_256``| ``swinv2_tiny_window16_256``| 256   | square (aspect dropped) | mean = std = 0.5          |
-| ``midas_v21_small_256``| ``tf_efficientnet_lite3`` | 256    | upper_bound, keep aspect| ImageNet mean / std       |
+| variant                 | backbone (timm 1.x)          | native | resize policy            | normalisation   |
+|-------------------------|------------------------------|--------|--------------------------|-----------------|
+| ``dpt_hybrid_384``      | ``vit_base_r50_s16_384``     | 384    | minimal, keep aspect     | mean = std = 0.5|
+| ``dpt_large_384``       | ``vit_large_patch16_384``    | 384    | minimal, keep aspect     | mean = std = 0.5|
+| ``dpt_beit_large_512``  | ``beit_large_patch16_512``   | 512    | minimal, keep aspect     | mean = std = 0.5|
+| ``dpt_swin2_tiny_256``  | ``swinv2_tiny_window16_256`` | 256    | square (aspect dropped)  | mean = std = 0.5|
+| ``midas_v21_small_256`` | ``tf_efficientnet_lite3``    | 256    | upper_bound, keep aspect | ImageNet        |
 
 Resize policies (official ``midas/transforms.py`` ``Resize``, sizes rounded to multiples of 32): *minimal* scales
 both sides by whichever of ``n / H``, ``n / W`` is closer to 1; *upper_bound* by the smaller one, so neither side
@@ -33,8 +33,7 @@ from torch.nn import functional as F
 
 from ssr.archs.dpt import INPUT_MULTIPLE, MidasDepthNet
 from ssr.archs.midas_backbones import BeitBackbone, EfficientNetLiteBackbone, Swin2Backbone, ViTBackbone
-from ssr.archs.midas_checkpoint import (midas_beit_to_ssr, midas_swin_to_ssr, midas_timm1_to_ssr,
-                                        unwrap_state_dict)
+from ssr.archs.midas_checkpoint import midas_beit_to_ssr, midas_swin_to_ssr, midas_timm1_to_ssr, unwrap_state_dict
 from ssr.data.depth_utils import normalize_depth
 from ssr.utils.checkpoint import load_state_dict_strict
 
