@@ -94,6 +94,9 @@ class NBSR(RRDBNet):
             way the PCA is a buffer, overwritten by a checkpoint that holds ``pca.*``.
         use_noise_level: add the noise standard deviation as one more condition channel.
         sft_hidden_ch: hidden width of the SFT layers.
+        trunk_path: a BasicSR RRDBNet checkpoint (e.g. the converted RealSR weights) loaded strictly into the trunk
+            at construction. A network built this way also accepts a *delta* checkpoint holding only ``sft.*`` and
+            ``pca.*`` (see :meth:`adapt_state_dict`), so trained NBSR weights can ship without the trunk.
 
     Raises:
         ValueError: on an unsupported scale, a bad size, or a PCA file whose k / L differ from the options.
@@ -102,7 +105,8 @@ class NBSR(RRDBNet):
 
     def __init__(self, num_in_ch: int = 3, num_out_ch: int = 3, scale: int = 4, num_feat: int = 64,
                  num_block: int = 23, num_grow_ch: int = 32, kernel_size: int = 21, pca_components: int = 15,
-                 pca_path: str | None = None, use_noise_level: bool = True, sft_hidden_ch: int = 32) -> None:
+                 pca_path: str | None = None, use_noise_level: bool = True, sft_hidden_ch: int = 32,
+                 trunk_path: str | None = None) -> None:
         if scale not in _SCALES:
             raise ValueError(f'NBSR: scale must be one of {_SCALES}, got {scale}')
         for name, value in (('num_feat', num_feat), ('num_block', num_block), ('num_grow_ch', num_grow_ch),
@@ -129,6 +133,12 @@ class NBSR(RRDBNet):
         self.sft = nn.ModuleList(
             SFTLayer(feat_ch=num_feat, cond_ch=cond_ch, hidden_ch=sft_hidden_ch, zero_init=True)
             for _ in range(num_block + 1))
+        self.trunk_path = trunk_path
+        if trunk_path is not None:
+            from ssr.utils.checkpoint import load_state_dict_strict, read_state_dict
+
+            state, _ = read_state_dict(trunk_path, 'params')
+            load_state_dict_strict(self, self.adapt_state_dict(state), source=f'trunk_path {trunk_path}')
         # Initialisation: the trunk keeps RRDBNet's own (PyTorch defaults, dense-block convs x0.1); the SFT layers
         # are zero-initialised above (identity), so that NBSR == RRDBNet at step 0 for any kernel.
 
@@ -185,8 +195,9 @@ class NBSR(RRDBNet):
     def adapt_state_dict(self, state: dict[str, Tensor]) -> dict[str, Tensor]:
         """Accepts a plain BasicSR ``RRDBNet`` state_dict as the trunk, keeping this network's SFT and PCA.
 
-        A state with any ``sft.`` / ``pca.`` key is an NBSR checkpoint and is returned unchanged (the caller's strict
-        load checks it). Otherwise its keys and shapes must match the trunk exactly; the ``sft.*`` / ``pca.*``
+        A state holding only ``sft.`` / ``pca.`` keys is a delta: with ``trunk_path`` set, the trunk entries come from
+        this network (loaded from ``trunk_path``). Any other state with an ``sft.`` / ``pca.`` key is a full NBSR
+        checkpoint and is returned unchanged (the caller's strict load checks it). Otherwise its keys and shapes must match the trunk exactly; the ``sft.*`` / ``pca.*``
         entries are then filled from this network's current values.
 
         Args:
@@ -199,9 +210,15 @@ class NBSR(RRDBNet):
             ValueError: for an RRDBNet layout that does not match the trunk; the message lists the missing and
                 unexpected trunk keys and the wrong shapes.
         """
+        own = self.state_dict()
+        if state and all(key.startswith(_OWN_PREFIXES) for key in state):
+            if self.trunk_path is None:
+                raise ValueError('NBSR: the checkpoint holds only sft./pca. keys (a delta without the trunk); build the '
+                                 'network with trunk_path pointing at the RRDBNet checkpoint it was trained on')
+            get_root_logger().info(f'NBSR: SFT / PCA delta on the trunk of {self.trunk_path}.')
+            return {**{k: v for k, v in own.items() if not k.startswith(_OWN_PREFIXES)}, **state}
         if any(key.startswith(_OWN_PREFIXES) for key in state):
             return state
-        own = self.state_dict()
         trunk = {key: value for key, value in own.items() if not key.startswith(_OWN_PREFIXES)}
         missing = sorted(set(trunk) - set(state))
         unexpected = sorted(set(state) - set(trunk))

@@ -182,3 +182,28 @@ def test_scale_2_needs_even_sizes():
     with pytest.raises(ValueError, match=r'h and w must be even; got \(7, 6\)'):
         net(**random_inputs(h=7))
 
+
+
+def test_trunk_path_and_delta_checkpoints(tmp_path):
+    """A network built with trunk_path loads an sft./pca.-only delta; without trunk_path the delta is refused."""
+    from basicsr.archs.rrdbnet_arch import RRDBNet
+
+    from ssr.archs.nbsr_arch import NBSR
+    from ssr.utils.checkpoint import atomic_torch_save
+
+    cfg = dict(num_feat=8, num_block=1, num_grow_ch=4, kernel_size=7, pca_components=4, sft_hidden_ch=4)
+    torch.manual_seed(1)
+    rrdb = RRDBNet(3, 3, num_feat=8, num_block=1, num_grow_ch=4, scale=4)
+    atomic_torch_save({'params': rrdb.state_dict()}, tmp_path / 'trunk.pth')
+    trained = NBSR(**cfg, trunk_path=str(tmp_path / 'trunk.pth'))
+    with torch.no_grad():
+        for name, p in trained.named_parameters():
+            if name.startswith('sft.'):
+                p.normal_(0, 0.1)
+    delta = {k: v for k, v in trained.state_dict().items() if k.startswith(('sft.', 'pca.'))}
+    fresh = NBSR(**cfg, trunk_path=str(tmp_path / 'trunk.pth'))
+    fresh.load_state_dict(fresh.adapt_state_dict(delta))
+    lq, kernel = torch.rand(1, 3, 6, 6), torch.softmax(torch.randn(1, 49, 6, 6), 1)
+    torch.testing.assert_close(fresh(lq, kernel), trained(lq, kernel), rtol=0, atol=0)
+    with pytest.raises(ValueError, match='build the network with trunk_path'):
+        NBSR(**cfg).adapt_state_dict(delta)
