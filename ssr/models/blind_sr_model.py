@@ -13,7 +13,6 @@ from ssr.metrics.kernel_error import kernel_mse, kernel_psnr
 from ssr.models.network_calls import estimate_kernel, super_resolve
 from ssr.models.sv_sr_model import SVSRModel
 from ssr.models.svkr import SVKR, SVKROutput
-from ssr.models.training_utils import check_finite, clip_gradients
 
 DEPTH_SOURCES = ('midas', 'file', 'none')
 CONSTANT_DEPTH = 0.5
@@ -80,14 +79,12 @@ class BlindSRModel(SVSRModel):
         if self.net_e is not None:
             self.net_e.train(self.train_estimator)
             self.net_e.requires_grad_(self.train_estimator)
-        super().init_training_settings()  # net_g, EMA, pixel loss, optim_g, schedulers
-        if self.train_estimator:
+        if self.train_estimator:  # before SRModel's settings, whose setup_schedulers covers every optimizer
             optim = dict(train['optim_e'])
             params = [p for p in self.net_e.parameters() if p.requires_grad]
             self.optimizer_e = self.get_optimizer(optim.pop('type'), params, **optim)
             self.optimizers.append(self.optimizer_e)
-            self.schedulers.clear()
-            self.setup_schedulers()
+        super().init_training_settings()  # net_g, EMA, pixel loss, optim_g, schedulers
 
     # ------------------------------------------------------------------------------------------------------------
     def _depth_fn(self, reference: torch.Tensor):
@@ -121,14 +118,7 @@ class BlindSRModel(SVSRModel):
                 kernel = kernel.detach()
         self.output = super_resolve(self.net_g, self.lq, kernel, self.noise_level)
         losses['l_pix'] = self.cri_pix(self.output, self.gt)
-        check_finite(losses, current_iter)
-        sum(losses.values()).backward()
-        clip_gradients([self.net_g] + ([self.net_e] if self.train_estimator else []), self.grad_clip)
-        for optimizer in self.optimizers:
-            optimizer.step()
-        self.log_dict = self.reduce_loss_dict(losses)
-        if self.ema_decay > 0:
-            self.model_ema(decay=self.ema_decay)
+        self.finish_step(losses, current_iter, [self.net_g] + ([self.net_e] if self.train_estimator else []))
 
     def test(self) -> None:
         net_g = self.net_g_ema if hasattr(self, 'net_g_ema') else self.net_g

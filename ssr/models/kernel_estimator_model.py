@@ -12,7 +12,6 @@ from ssr.data.sv_blur import sv_blur_downsample
 from ssr.metrics.kernel_error import kernel_mse, kernel_psnr
 from ssr.models.network_calls import estimate_kernel
 from ssr.models.sv_sr_model import SVSRModel
-from ssr.models.training_utils import check_finite, clip_gradients
 
 VAL_METRICS = ('kernel_mse', 'kernel_psnr', 'lr_psnr')
 CONSTANT_DEPTH = 0.5
@@ -78,13 +77,7 @@ class KernelEstimatorModel(SVSRModel):
             with torch.no_grad():
                 clean_lr = sv_blur_downsample(self.gt, self.kernel, self.cri_consistency.scale)
             losses['l_consistency'] = self.cri_consistency(self.output, self.gt, clean_lr)
-        check_finite(losses, current_iter)
-        sum(losses.values()).backward()
-        clip_gradients([self.net_g], self.grad_clip)
-        self.optimizer_g.step()
-        self.log_dict = self.reduce_loss_dict(losses)
-        if self.ema_decay > 0:
-            self.model_ema(decay=self.ema_decay)
+        self.finish_step(losses, current_iter, [self.net_g])
 
     def test(self) -> None:
         net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.net_g

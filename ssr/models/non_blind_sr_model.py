@@ -9,7 +9,7 @@ from basicsr.utils.registry import MODEL_REGISTRY
 
 from ssr.models.network_calls import super_resolve
 from ssr.models.sv_sr_model import SVSRModel
-from ssr.models.training_utils import check_finite, clip_gradients, freeze_except
+from ssr.models.training_utils import freeze_except
 
 
 def perturb_kernel(kernel: torch.Tensor, strength: float, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -61,13 +61,7 @@ class NonBlindSRModel(SVSRModel):
         kernel = perturb_kernel(self.kernel, self.kernel_noise) if self.kernel_noise else self.kernel
         self.output = super_resolve(self.net_g, self.lq, kernel, self.noise_level)
         losses = OrderedDict(l_pix=self.cri_pix(self.output, self.gt))
-        check_finite(losses, current_iter)
-        sum(losses.values()).backward()
-        clip_gradients([self.net_g], self.grad_clip)
-        self.optimizer_g.step()
-        self.log_dict = self.reduce_loss_dict(losses)
-        if self.ema_decay > 0:
-            self.model_ema(decay=self.ema_decay)
+        self.finish_step(losses, current_iter, [self.net_g])
 
     def test(self) -> None:
         if getattr(self, 'kernel', None) is None:

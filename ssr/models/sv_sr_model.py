@@ -1,10 +1,14 @@
 """A plain (kernel-unaware) SR model trained on spatially variant degradations."""
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 from basicsr.models.sr_model import SRModel
 from basicsr.utils.registry import MODEL_REGISTRY
+from torch import Tensor, nn
 
 from ssr.models.sv_synthesis import build_synthesis, synthesize
+from ssr.models.training_utils import check_finite, clip_gradients
 
 CONDITION_KEYS = ('kernel', 'depth', 'noise_level')
 
@@ -20,7 +24,8 @@ class SVSRModel(SRModel):
     kept as ``self.kernel``, ``self.depth``, ``self.noise_level`` for subclasses that condition on them.
 
     Overrides: ``__init__`` (reads the synthesis options once), ``feed_data``. Inherits everything else
-    (``optimize_parameters``, ``test``, ``validation``, ``save``) from ``SRModel``.
+    (``optimize_parameters``, ``test``, ``validation``, ``save``) from ``SRModel``. Adds :meth:`finish_step`, the
+    end of an optimisation step shared by ssr's models.
     """
 
     def __init__(self, opt: dict):
@@ -33,3 +38,15 @@ class SVSRModel(SRModel):
         super().feed_data(data)
         for key in CONDITION_KEYS:
             setattr(self, key, data[key].to(self.device) if key in data else None)
+
+    def finish_step(self, losses: Mapping[str, Tensor], current_iter: int, nets: Sequence[nn.Module]) -> None:
+        """Check the losses are finite, back-propagate their sum, clip (``train.grad_clip``), step every optimizer,
+        log the losses and update the EMA network."""
+        check_finite(losses, current_iter)
+        sum(losses.values()).backward()
+        clip_gradients(nets, getattr(self, 'grad_clip', None))
+        for optimizer in self.optimizers:
+            optimizer.step()
+        self.log_dict = self.reduce_loss_dict(losses)
+        if self.ema_decay > 0:
+            self.model_ema(decay=self.ema_decay)
