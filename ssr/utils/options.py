@@ -205,10 +205,12 @@ def validate_options(opt: Mapping, file: str | os.PathLike, is_train: bool) -> N
         if 'train' not in [p.split('_')[0] for p in opt['datasets']]:
             raise OptionError(file, 'datasets.train', 'a training option file needs a train dataset')
         _require(file, opt, '', 'train', dict)
-        _require(file, opt['train'], 'train', 'total_iter', int)
         _require(file, opt, '', 'logger', dict)
-        _require(file, opt['logger'], 'logger', 'print_freq', int)
-        _require(file, opt['logger'], 'logger', 'save_checkpoint_freq', int)
+        # BasicSR files write counts as `!!float 5e3`: accept whole floats
+        for section, key in (('train', 'total_iter'), ('logger', 'print_freq'), ('logger', 'save_checkpoint_freq')):
+            _require(file, opt[section], section, key, (int, float))
+            if not float(opt[section][key]).is_integer() or opt[section][key] < 1:
+                raise OptionError(file, f'{section}.{key}', f'expected a whole number >= 1, got {opt[section][key]!r}')
         optimizers = sorted(n for n in dir(torch.optim) if isinstance(getattr(torch.optim, n), type)
                             and issubclass(getattr(torch.optim, n), torch.optim.Optimizer) and n != 'Optimizer')
         for key, value in opt['train'].items():

@@ -81,7 +81,8 @@ BAD_TRAIN = [
     ('datasets.train.batch_size_per_gpu', KeyError, r'datasets\.train\.batch_size_per_gpu: required'),
     ('logger.print_freq', KeyError, r'logger\.print_freq'),
     # wrong value types
-    ('train.total_iter', '20', r'train\.total_iter: expected int, got str'),
+    ('train.total_iter', '20', r'train\.total_iter: expected int/float, got str'),
+    ('train.total_iter', 2.5, r'train\.total_iter: expected a whole number'),
     ('train.optim_g.lr', '1e-3', r'train\.optim_g\.lr: expected float, got str.*!!float'),
     ('num_gpu', 'all', r"num_gpu: expected one of \('auto',\)"),
     ('scale', 4.0, r'scale: expected int, got float'),
