@@ -10,8 +10,11 @@ REGISTRIES = {'arch': ARCH_REGISTRY, 'dataset': DATASET_REGISTRY, 'loss': LOSS_R
               'model': MODEL_REGISTRY}
 # what the project registers so far; each issue that adds a registered class extends this table
 EXPECTED = {
+    'arch': {'DKENet', 'NBSR', 'MiDaSDepth', 'MANetEstimator', 'MANetSR', 'MANetBlindSR', 'DCLSNet'},
     'dataset': {'SVDegradationDataset', 'SVPairedDataset'},
-    'model': {'SVSRModel'},
+    'loss': {'KernelFieldLoss', 'LRConsistencyLoss'},
+    'metric': {'calculate_kernel_mse', 'calculate_kernel_psnr'},
+    'model': {'SVSRModel', 'KernelEstimatorModel', 'NonBlindSRModel', 'BlindSRModel'},
 }
 
 

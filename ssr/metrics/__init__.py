@@ -1,1 +1,31 @@
-"""ssr metrics, registered explicitly in BasicSR's ``METRIC_REGISTRY`` (BasicSR does not scan metric files)."""
+"""ssr metrics, registered explicitly in BasicSR's ``METRIC_REGISTRY`` (BasicSR does not scan metric files).
+
+BasicSR calls a metric as ``fn(img=..., img2=..., **options)``; the kernel metrics read ``img`` / ``img2`` as the
+estimated and the ground-truth kernel fields.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from basicsr.utils.registry import METRIC_REGISTRY
+
+from ssr.metrics.kernel_error import kernel_mse, kernel_psnr
+
+__all__ = ['calculate_kernel_mse', 'calculate_kernel_psnr', 'kernel_mse', 'kernel_psnr']
+
+
+def _batched(field) -> torch.Tensor:
+    field = torch.as_tensor(np.asarray(field) if not isinstance(field, torch.Tensor) else field)
+    return field[None] if field.dim() == 3 else field
+
+
+@METRIC_REGISTRY.register()
+def calculate_kernel_mse(img, img2, **kwargs) -> float:
+    """Mean squared tap error. Args: img, img2: estimated / true fields, (k*k, h, w) or (B, k*k, h, w)."""
+    return float(kernel_mse(_batched(img), _batched(img2)).mean())
+
+
+@METRIC_REGISTRY.register()
+def calculate_kernel_psnr(img, img2, **kwargs) -> float:
+    """Kernel PSNR in dB (peak = largest true tap). Args: img, img2: estimated / true fields."""
+    return float(kernel_psnr(_batched(img), _batched(img2)).mean())

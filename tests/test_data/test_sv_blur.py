@@ -206,3 +206,15 @@ def test_dtype_mismatch_raises():
 def test_adjoint_rejects_inconsistent_hr_size():
     with pytest.raises(ValueError, match=r'hr_size \(16, 12\) != scale 4 x lr size \(4, 4\)'):
         sv_blur_downsample_adjoint(torch.zeros(1, 3, 4, 4), torch.zeros(1, 9, 4, 4), 4, (16, 12))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
+@pytest.mark.parametrize('method', ['unfold', 'shift', 'polyphase'])
+def test_cpu_equals_cuda(method):
+    g = torch.Generator().manual_seed(0)
+    hr = torch.rand(2, 3, 32, 32, generator=g)
+    field = torch.softmax(torch.randn(2, 49, 8, 8, generator=g), 1)
+    cpu = sv_blur_downsample(hr, field, 4, method=method)
+    gpu = sv_blur_downsample(hr.cuda(), field.cuda(), 4, method=method).cpu()
+    torch.testing.assert_close(gpu, cpu, rtol=0, atol=1e-5)
