@@ -48,6 +48,34 @@ def load_script(name: str, root: Path):
     return module
 
 
+def write_figures(root: Path, testset: Path, folder: Path) -> Path:
+    """Kernel-variance heatmap, depth map, SVKR strip and crops of the first demo photo."""
+    import cv2
+
+    make = load_script('make_figures', root).main
+    name = TEST_PHOTOS[0]
+    make(['kernel-heatmap', '-i', str(testset / 'kernel' / f'{name}.npz'), '-o', str(folder / 'kernel_true.png'),
+          '--overwrite'])
+    make(['depth', '-i', str(testset / 'depth' / f'{name}.png'), '-o', str(folder / 'depth.png'), '--overwrite'])
+    make(['svkr-strip', '--opt', str(root / 'options/test_blind_demo_x4.yml'), '--testset', str(testset), '--name',
+          name, '-o', str(folder / 'svkr_strip.png'), '--overwrite'])
+    hr = cv2.imread(str(testset / 'HR' / f'{name}.png'))
+    lr = cv2.imread(str(testset / 'LR' / f'{name}.png'))
+    bicubic = folder / 'bicubic.png'
+    cv2.imwrite(str(bicubic), cv2.resize(lr, (hr.shape[1], hr.shape[0]), interpolation=cv2.INTER_CUBIC))
+    images = [f'bicubic={bicubic}']
+    for method in ('demo_RealSR_DF2K_x4', 'demo_DKENet_NBSR_x4'):
+        found = sorted((root / 'results' / method / 'visualization' / 'skimage_sv_depth').glob(f'{name}_*.png'))
+        if found:
+            images.append(f'{method.removeprefix("demo_")}={found[0]}')
+    images.append(f'HR={testset / "HR" / f"{name}.png"}')
+    h, w = hr.shape[:2]
+    box = [w // 4, h // 4, w // 2, h // 2]
+    make(['crops', *[a for item in images for a in ('--image', item)], '--box', *map(str, box), '--zoom', '1',
+          '-o', str(folder / 'crops.png'), '--overwrite'])
+    return folder
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description='SSR blind-path demo on scikit-image photos (CPU, a few minutes).')
     parser.parse_args(argv)
@@ -73,9 +101,11 @@ def main(argv: list[str] | None = None) -> int:
     code = load_script('evaluate', root).main([*METHODS, '-o', str(table), '--overwrite', '--save-images'])
     if code != 0:
         return code
+    figures = write_figures(root, testset, table.parent / 'figures')
     print(f'\nDemo finished.\n  SV test set (HR, LR, kernel fields, depth): {testset}\n'
           f'  results table: {table} (and .csv)\n'
-          f'  SR images: {root / "results"}/demo_*/visualization/skimage_sv_depth/', file=sys.stderr)
+          f'  SR images: {root / "results"}/demo_*/visualization/skimage_sv_depth/\n'
+          f'  figures (kernel variance, depth, SVKR strip, crops): {figures}', file=sys.stderr)
     return 0
 
 

@@ -44,7 +44,7 @@ def _conv_mlp(in_ch: int, hidden_ch: int, out_ch: int, kernel_size: int) -> nn.S
 class AMF(nn.Module):
     """One AMF layer (Eq. 3): ``(1 + M_alpha(f)) * Norm(F) + M_beta(f)``.
 
-    M_alpha and M_beta are separate conv MLPs (conv ``kernel_size`` -> ReLU -> conv ``kernel_size``) of width
+    M_alpha and M_beta are separate conv MLPs (conv -> ReLU -> conv, both ``kernel_size``; 1 = per-pixel MLP) of width
     ``hidden_ch``. The condition is resized to the feature size (area when shrinking, bilinear otherwise). The norm
     has no affine parameters: the modulation plays that role (as in SPADE).
 
@@ -64,7 +64,7 @@ class AMF(nn.Module):
     """
 
     def __init__(self, *, feat_ch: int, cond_ch: int, hidden_ch: int = 128, norm: str = 'batch', num_groups: int = 32,
-                 kernel_size: int = 3, zero_init: bool = True) -> None:
+                 kernel_size: int = 1, zero_init: bool = True) -> None:
         super().__init__()
         for name, value in (('feat_ch', feat_ch), ('cond_ch', cond_ch), ('hidden_ch', hidden_ch)):
             if value < 1:

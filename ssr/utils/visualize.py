@@ -1,0 +1,113 @@
+"""Figures of kernel fields, depth maps, SVKR iterations and method crops, as uint8 BGR arrays (OpenCV order).
+
+Paper Fig. 8 shows a kernel field as a heatmap of each pixel's kernel variance; :func:`kernel_variance_map` computes
+it as the trace of the kernel's covariance (var_x + var_y, HR pixels^2).
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import cv2
+import numpy as np
+from torch import Tensor
+
+from ssr.data.kernels import kernel_moments
+
+COLORMAPS = {'viridis': cv2.COLORMAP_VIRIDIS, 'inferno': cv2.COLORMAP_INFERNO, 'magma': cv2.COLORMAP_MAGMA,
+             'turbo': cv2.COLORMAP_TURBO}
+
+
+def kernel_variance_map(field: Tensor) -> Tensor:
+    """Per-pixel kernel variance (trace of the covariance) of a field.
+
+    Args:
+        field: (k*k, h, w) or (B, k*k, h, w) kernel field.
+
+    Returns:
+        (h, w) or (B, h, w) float tensor, HR pixels^2.
+    """
+    squeeze = field.dim() == 3
+    field = field[None] if squeeze else field
+    b, kk, h, w = field.shape
+    k = int(round(kk ** 0.5))
+    if k * k != kk:
+        raise ValueError(f'field must have k*k channels, got {kk}')
+    kernels = field.float().permute(0, 2, 3, 1).reshape(b, h, w, k, k)
+    cov = kernel_moments(kernels)[1]
+    var = cov[..., 0, 0] + cov[..., 1, 1]
+    return var[0] if squeeze else var
+
+
+def colorize(values: Tensor | np.ndarray, cmap: str = 'viridis', vmin: float | None = None,
+             vmax: float | None = None) -> np.ndarray:
+    """(h, w) values -> (h, w, 3) uint8 BGR with an OpenCV colormap, scaled to [vmin, vmax] (default: data range)."""
+    if cmap not in COLORMAPS:
+        raise ValueError(f'cmap {cmap!r} not in {tuple(COLORMAPS)}')
+    values = values.detach().cpu().numpy() if isinstance(values, Tensor) else np.asarray(values)
+    if values.ndim != 2:
+        raise ValueError(f'colorize takes a 2-D map, got shape {values.shape}')
+    lo = float(values.min()) if vmin is None else vmin
+    hi = float(values.max()) if vmax is None else vmax
+    scaled = np.clip((values - lo) / max(hi - lo, 1e-12), 0, 1)
+    return cv2.applyColorMap(np.round(scaled * 255).astype(np.uint8), COLORMAPS[cmap])
+
+
+def resize_nearest(img: np.ndarray, height: int, width: int) -> np.ndarray:
+    return cv2.resize(img, (width, height), interpolation=cv2.INTER_NEAREST)
+
+
+def label(img: np.ndarray, text: str, bar: int = 18) -> np.ndarray:
+    """``img`` with a white caption bar of ``bar`` pixels on top."""
+    out = np.full((img.shape[0] + bar, img.shape[1], 3), 255, np.uint8)
+    out[bar:] = img if img.ndim == 3 else img[..., None]
+    cv2.putText(out, text, (3, bar - 5), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+    return out
+
+
+def svkr_strip(iterates: Sequence[Mapping[str, Tensor]], height: int = 128) -> np.ndarray:
+    """Paper Fig. 4: depth (top row) and kernel-variance heatmap (bottom row) for t = 0..T.
+
+    Args:
+        iterates: ``SVKROutput.iterates`` for one image: dicts with ``depth`` (1, 1, H', W') / (1, H', W') and
+            ``kernel`` (1, k*k, h, w).
+        height: height of each panel in pixels.
+    """
+    if not iterates:
+        raise ValueError('no SVKR iterates: run the model with svkr.save_iterates: true')
+    variances = [kernel_variance_map(it['kernel'].reshape(-1, *it['kernel'].shape[-3:])[0]) for it in iterates]
+    vmax = max(float(v.max()) for v in variances)
+    columns = []
+    for t, (it, var) in enumerate(zip(iterates, variances)):
+        depth = it['depth'].reshape(it['depth'].shape[-2:])
+        width = max(1, round(height * depth.shape[1] / depth.shape[0]))
+        top = label(resize_nearest(colorize(depth, 'magma', 0, 1), height, width), f'depth t={t}')
+        bottom = label(resize_nearest(colorize(var, 'viridis', 0, vmax), height, width), f'kernel var t={t}')
+        columns.append(np.concatenate([top, bottom], 0))
+    return np.concatenate(columns, 1)
+
+
+def crops_side_by_side(images: Mapping[str, np.ndarray], box: tuple[int, int, int, int], zoom: int = 2) -> np.ndarray:
+    """The same crop ``box = (x, y, w, h)`` of several same-size BGR images, enlarged ``zoom`` times, labelled."""
+    x, y, w, h = box
+    panels = []
+    for name, img in images.items():
+        if y + h > img.shape[0] or x + w > img.shape[1]:
+            raise ValueError(f'crop {box} lies outside {name} ({img.shape[1]}x{img.shape[0]})')
+        crop = img[y:y + h, x:x + w]
+        crop = crop if crop.ndim == 3 else np.repeat(crop[..., None], 3, 2)
+        panels.append(label(resize_nearest(crop, h * zoom, w * zoom), name))
+    return np.concatenate(panels, 1)
+
+
+def write_png(path, img: np.ndarray) -> None:
+    """Write a uint8 BGR image as PNG atomically."""
+    from pathlib import Path
+
+    path = Path(path)
+    ok, buf = cv2.imencode('.png', img)
+    if not ok:
+        raise ValueError(f'{path}: could not encode PNG')
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f'.{path.name}.tmp')
+    tmp.write_bytes(buf.tobytes())
+    tmp.replace(path)

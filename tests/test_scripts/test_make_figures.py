@@ -1,0 +1,79 @@
+"""scripts/make_figures.py: each figure is a valid PNG of the expected size; refuses to overwrite."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from ssr.utils.visualize import kernel_variance_map
+from tests.conftest import PHOTOS, REPO, load_script, photo, write_options
+
+figures = load_script('make_figures')
+BAR = 18  # caption bar height of ssr.utils.visualize.label
+
+
+@pytest.fixture(scope='module')
+def testset(tmp_path_factory):
+    root = tmp_path_factory.mktemp('fig')
+    (root / 'hr').mkdir()
+    for name in PHOTOS[:2]:
+        cv2.imwrite(str(root / 'hr' / f'{name}.png'), photo(name, 48))
+    assert load_script('generate_sv_testset').main(['-i', str(root / 'hr'), '-o', str(root / 'sv'), '--kernel-size',
+                                                    '11', '--quiet']) == 0
+    return root / 'sv'
+
+
+def read(path):
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    assert img is not None and img.dtype == np.uint8 and img.ndim == 3
+    return img
+
+
+def test_kernel_heatmap_and_depth(testset, tmp_path):
+    name = PHOTOS[0]
+    assert figures.main(['kernel-heatmap', '-i', str(testset / 'kernel' / f'{name}.npz'), '--height', '60',
+                         '-o', str(tmp_path / 'k.png')]) == 0
+    assert read(tmp_path / 'k.png').shape == (60 + BAR, 60, 3)
+    assert figures.main(['depth', '-i', str(testset / 'depth' / f'{name}.png'), '--height', '48',
+                         '-o', str(tmp_path / 'd.png')]) == 0
+    assert read(tmp_path / 'd.png').shape == (48 + BAR, 48, 3)
+    assert figures.main(['depth', '-i', str(testset / 'depth' / f'{name}.png'), '-o', str(tmp_path / 'd.png')]) == 1
+
+
+def test_crops(testset, tmp_path):
+    hr = testset / 'HR'
+    args = ['crops', '--image', f'a={hr / (PHOTOS[0] + ".png")}', '--image', f'b={hr / (PHOTOS[1] + ".png")}',
+            '--box', '4', '8', '16', '10', '--zoom', '3', '-o', str(tmp_path / 'c.png')]
+    assert figures.main(args) == 0
+    assert read(tmp_path / 'c.png').shape == (30 + BAR, 96, 3)
+    assert figures.main(args[:-2] + ['--box', '40', '40', '16', '16', '-o', str(tmp_path / 'x.png')]) == 1
+
+
+def test_svkr_strip(testset, tmp_path):
+    from basicsr.utils.registry import ARCH_REGISTRY
+
+    from ssr.utils.checkpoint import atomic_torch_save
+    from ssr.utils.options import load_yaml
+
+    twin = load_yaml(REPO / 'tests/data/test_blind_x4.yml')
+    paths = {}
+    for key in ('network_e', 'network_g'):
+        torch.manual_seed(0)
+        net = ARCH_REGISTRY.get(twin[key]['type'])(**{k: v for k, v in twin[key].items() if k != 'type'})
+        atomic_torch_save({'params': net.state_dict()}, tmp_path / f'{key}.pth')
+        paths[f'pretrain_{key}'] = str(tmp_path / f'{key}.pth')
+    opt = write_options(tmp_path / 'o.yml', {'_base_': str(REPO / 'tests/data/test_blind_x4.yml'), 'num_gpu': 0,
+                                             'svkr': {'iterations': 2}, 'path': paths})
+    assert figures.main(['svkr-strip', '--opt', str(opt), '--testset', str(testset), '--name', PHOTOS[1],
+                         '--height', '40', '-o', str(tmp_path / 's.png')]) == 0
+    assert read(tmp_path / 's.png').shape == (2 * (40 + BAR), 3 * 40, 3)  # T + 1 = 3 columns
+
+
+def test_variance_of_known_gaussians():
+    from ssr.data.kernels import gaussian_kernels
+
+    k = gaussian_kernels(torch.tensor([1.0, 2.0]), torch.tensor([1.0, 1.5]), 0.0, 21, 4)
+    field = k.reshape(2, 441, 1, 1).expand(2, 441, 3, 3)
+    var = kernel_variance_map(field)
+    torch.testing.assert_close(var[:, 0, 0], torch.tensor([2.0, 6.25]), atol=0.05, rtol=0)
