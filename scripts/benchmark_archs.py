@@ -84,7 +84,6 @@ def rows(args: argparse.Namespace):
                 with torch.autocast('cuda', dtype=torch.bfloat16):
                     bf16 = median_time(lambda: net(**inputs), args.device, args.repeats)
         yield {'name': name, 'params': params, 'size': size, 'fp32': fp32, 'bf16': bf16}
-        del net
 
 
 def main(argv: list[str] | None = None) -> int:

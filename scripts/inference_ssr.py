@@ -74,25 +74,16 @@ def load_model(opt_path: str | os.PathLike, device: str = 'cpu'):
     import torch
     from basicsr.models import build_model
 
-    from ssr.utils.options import load_options
-    from ssr.utils.paths import repo_root
+    from ssr.utils.options import inference_options
 
-    if device not in ('cpu', 'cuda'):
-        raise ValueError(f'device {device!r} not in (cpu, cuda)')
     if device == 'cuda' and not torch.cuda.is_available():
         raise RuntimeError('--device cuda asked for but CUDA is not available; use --device cpu')
-    path = Path(opt_path)
-    if not path.is_file() and not path.is_absolute() and (repo_root() / path).is_file():
-        path = repo_root() / path
-    if not path.is_file():
-        raise FileNotFoundError(f'option file {str(opt_path)!r} does not exist')
-    opt = load_options(path, is_train=False)
+    opt = inference_options(opt_path, device)
     opt.pop('datasets', None)
-    opt.update(dist=False, rank=0, world_size=1, is_train=False, num_gpu=1 if device == 'cuda' else 0)
     svkr = opt.get('svkr')
     if isinstance(svkr, dict) and svkr.get('depth') == 'file':
         logger.warning('%s: svkr.depth: file needs a test set\'s depth maps; using depth: none (constant depth)',
-                       path)
+                       opt_path)
         svkr['depth'] = 'none'
     return build_model(opt)
 

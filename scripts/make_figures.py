@@ -85,11 +85,10 @@ def svkr_figure(opt_path: str, testset: str, name: str, height: int, device: str
     from basicsr.models import build_model
 
     from ssr.data.sv_paired_dataset import SVPairedDataset
-    from ssr.utils.options import load_options
+    from ssr.utils.options import inference_options
     from ssr.utils.visualize import svkr_strip
 
-    opt = load_options(opt_path, is_train=False)
-    opt.update(dist=False, rank=0, world_size=1, is_train=False, num_gpu=int(device.startswith('cuda')))
+    opt = inference_options(opt_path, device)
     opt['svkr'] = {**(opt.get('svkr') or {}), 'save_iterates': True}
     if opt['model_type'] != 'BlindSRModel' or 'network_e' not in opt:
         raise ValueError(f'{opt_path}: svkr-strip needs a BlindSRModel with a kernel estimator (network_e)')

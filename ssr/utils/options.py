@@ -244,6 +244,30 @@ def load_options(path: str | os.PathLike, is_train: bool, root: Path | None = No
     return resolve_paths(opt, root or repo_root())
 
 
+def inference_options(path: str | os.PathLike, device: str = 'cpu') -> OrderedDict:
+    """A test option file ready for ``build_model`` outside BasicSR's pipeline (scripts, notebooks).
+
+    ``path`` is looked up as given, then under the repository root; the settings BasicSR's test pipeline adds
+    (``dist``, ``rank``, ``world_size``, ``is_train``, ``num_gpu`` from ``device``) are filled in.
+
+    Raises:
+        FileNotFoundError: the option file does not exist.
+        ValueError: ``device`` is neither ``cpu`` nor ``cuda``.
+    """
+    from ssr.utils.paths import repo_root
+
+    if device not in ('cpu', 'cuda'):
+        raise ValueError(f'device {device!r} not in (cpu, cuda)')
+    found = Path(path)
+    if not found.is_file() and not found.is_absolute() and (repo_root() / found).is_file():
+        found = repo_root() / found
+    if not found.is_file():
+        raise FileNotFoundError(f'option file {str(path)!r} does not exist')
+    opt = load_options(found, is_train=False)
+    opt.update(dist=False, rank=0, world_size=1, is_train=False, num_gpu=1 if device == 'cuda' else 0)
+    return opt
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # command line (replaces basicsr.utils.options.parse_options)
 def build_parser() -> argparse.ArgumentParser:
