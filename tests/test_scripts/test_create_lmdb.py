@@ -1,9 +1,7 @@
 """scripts/create_lmdb.py: BasicSR round trip, keys with dots, 16-bit depth, no partial output, overwrite policy."""
 from __future__ import annotations
 
-import importlib.util
 import logging
-import sys
 from pathlib import Path
 
 import cv2

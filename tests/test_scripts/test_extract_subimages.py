@@ -1,9 +1,7 @@
 """scripts/extract_subimages.py: window layout, pixel-exact sub-images, format conversion, failures, CLI policy."""
 from __future__ import annotations
 
-import importlib.util
 import logging
-import sys
 from pathlib import Path
 
 import cv2

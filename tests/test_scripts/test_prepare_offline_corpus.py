@@ -1,10 +1,8 @@
 """scripts/prepare_offline_corpus.py without apt: collection, naming, apt failure, and the end-to-end pipeline."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import cv2
