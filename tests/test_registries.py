@@ -14,7 +14,7 @@ EXPECTED = {
     'dataset': {'SVDegradationDataset', 'SVPairedDataset'},
     'loss': {'KernelFieldLoss', 'LRConsistencyLoss'},
     'metric': {'calculate_kernel_mse', 'calculate_kernel_psnr'},
-    'model': {'SVSRModel', 'KernelEstimatorModel', 'NonBlindSRModel', 'BlindSRModel'},
+    'model': {'SVSRModel', 'KernelEstimatorModel', 'NonBlindSRModel', 'BlindSRModel', 'SSRModel'},
 }
 
 

@@ -1,0 +1,134 @@
+"""Noise schedules and the seeded latent sampler of SSR's diffusion model (paper §3.3), on diffusers' schedulers.
+
+Notation: B batch, C latent channels, C_lr LR-latent channels, (h, w) latent size, T = ``num_train_timesteps``,
+N = sampling steps. The training schedule (DDPM, epsilon prediction) is one dict shared by training and sampling:
+``{num_train_timesteps, beta_schedule, beta_start, beta_end, prediction_type}``.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
+from diffusers.schedulers.scheduling_utils import SchedulerMixin
+from torch import Tensor, nn
+
+__all__ = ['SAMPLER_KINDS', 'BETA_SCHEDULES', 'PREDICTION_TYPES', 'diffusion_config', 'build_train_scheduler',
+           'build_scheduler', 'sample_latents']
+
+SAMPLER_KINDS = ('ddim', 'dpmsolver++')
+BETA_SCHEDULES = ('linear', 'scaled_linear', 'squaredcos_cap_v2')
+PREDICTION_TYPES = ('epsilon', )  # Eq. 5 regresses the noise
+DIFFUSION_DEFAULTS = {'num_train_timesteps': 1000, 'beta_schedule': 'scaled_linear', 'beta_start': 0.0015,
+                      'beta_end': 0.0155, 'prediction_type': 'epsilon'}  # LDM-SR's schedule
+
+
+def diffusion_config(opt: Mapping | None) -> dict:
+    """The ``diffusion`` option block with defaults filled in and checked.
+
+    Raises:
+        ValueError: on an unknown key, beta schedule or prediction type, or a non-positive T.
+    """
+    opt = dict(opt or {})
+    unknown = sorted(set(opt) - set(DIFFUSION_DEFAULTS))
+    if unknown:
+        raise ValueError(f'diffusion: unknown keys {unknown}, allowed {sorted(DIFFUSION_DEFAULTS)}')
+    cfg = {**DIFFUSION_DEFAULTS, **opt}
+    if cfg['beta_schedule'] not in BETA_SCHEDULES:
+        raise ValueError(f"diffusion.beta_schedule {cfg['beta_schedule']!r} not in {BETA_SCHEDULES}")
+    if cfg['prediction_type'] not in PREDICTION_TYPES:
+        raise ValueError(f"diffusion.prediction_type {cfg['prediction_type']!r} not in {PREDICTION_TYPES}")
+    cfg['num_train_timesteps'] = int(cfg['num_train_timesteps'])
+    if cfg['num_train_timesteps'] < 1:
+        raise ValueError(f"diffusion.num_train_timesteps must be >= 1, got {cfg['num_train_timesteps']}")
+    cfg['beta_start'], cfg['beta_end'] = float(cfg['beta_start']), float(cfg['beta_end'])
+    return cfg
+
+
+def _scheduler_kwargs(train_config: Mapping) -> dict:
+    cfg = diffusion_config(train_config)
+    # latents are not bounded like images: no clipping of the predicted z_0
+    return dict(cfg, clip_sample=False)
+
+
+def build_train_scheduler(train_config: Mapping) -> DDPMScheduler:
+    """The DDPM forward process of training (``add_noise``), from the ``diffusion`` options."""
+    return DDPMScheduler(**_scheduler_kwargs(train_config))
+
+
+def build_scheduler(kind: str, train_config: Mapping, steps: int) -> SchedulerMixin:
+    """A sampler over the training schedule, with its ``N = steps`` timesteps set (descending, on the CPU).
+
+    Args:
+        kind: ``'ddim'`` (eta = 0, deterministic) or ``'dpmsolver++'`` (diffusers' multistep DPM-Solver++, order 2).
+        train_config: the ``diffusion`` options of training (see :func:`diffusion_config`).
+        steps: N, number of denoising steps, 1 <= N <= T.
+
+    Returns:
+        A ``DDIMScheduler`` or ``DPMSolverMultistepScheduler`` with ``timesteps`` of length N.
+
+    Raises:
+        ValueError: on an unknown ``kind`` or ``steps`` out of range, or bad ``train_config``.
+    """
+    kwargs = _scheduler_kwargs(train_config)
+    if not 1 <= int(steps) <= kwargs['num_train_timesteps']:
+        raise ValueError(f"sampler steps must be in [1, {kwargs['num_train_timesteps']}], got {steps}")
+    kwargs.pop('clip_sample')
+    if kind == 'ddim':
+        # 'trailing' spacing reaches t = T - 1 at the first step, so sampling from pure noise matches training
+        scheduler = DDIMScheduler(**kwargs, clip_sample=False, set_alpha_to_one=False, timestep_spacing='trailing')
+    elif kind == 'dpmsolver++':
+        scheduler = DPMSolverMultistepScheduler(**kwargs, algorithm_type='dpmsolver++', solver_order=2,
+                                                timestep_spacing='trailing')
+    else:
+        raise ValueError(f'sampler kind {kind!r} not in {SAMPLER_KINDS}')
+    scheduler.set_timesteps(int(steps))
+    return scheduler
+
+
+def sample_latents(unet: nn.Module, z_lr: Tensor, features: list[list[Tensor]], shape: tuple[int, ...],
+                   scheduler: SchedulerMixin, generator: torch.Generator | None, start_latent: Tensor | None = None,
+                   start_step: int | None = None) -> Tensor:
+    """Runs the reverse process ``z_T -> z_0`` with the AMF-UNet as epsilon_theta (paper Eq. 4 at each step).
+
+    Noise is drawn on ``generator``'s device (the CPU for a CPU generator) and then moved, so a seed gives the same
+    result on every device up to float rounding. The scheduler is left stepped; build a fresh one per call.
+
+    Args:
+        unet: an :class:`~ssr.archs.amf_unet_arch.AMFUNet` (``unet(z_t, t, z_lr, features=...) -> .sample``).
+        z_lr: (B, C_lr, h, w) latent of the LR condition.
+        features: ``[f1, f2, f3]`` from ``unet.encode_conditions`` (computed once, reused every step).
+        shape: (B, C, h, w) of the latent to sample.
+        scheduler: from :func:`build_scheduler`, timesteps already set.
+        generator: seeds the initial noise (and any stochastic step); ``None`` uses the global RNG.
+        start_latent: (B, C, h, w) estimate of z_0 (e.g. the latent of an NBSR output) to start from, noised to
+            ``timesteps[start_step]`` instead of pure noise ("fewer steps").
+        start_step: index into ``scheduler.timesteps`` where sampling starts; needs ``start_latent``.
+
+    Returns:
+        (B, C, h, w) z_0 in ``z_lr``'s dtype.
+
+    Raises:
+        ValueError: when only one of ``start_latent`` / ``start_step`` is given, or ``start_step`` is out of range.
+    """
+    timesteps = scheduler.timesteps
+    if (start_latent is None) != (start_step is None):
+        raise ValueError('sample_latents: give both start_latent and start_step, or neither')
+    device, dtype = z_lr.device, z_lr.dtype
+    noise = torch.randn(tuple(shape), generator=generator,
+                        device=generator.device if generator is not None else 'cpu').to(device, torch.float32)
+    if start_latent is None:
+        latents = noise * scheduler.init_noise_sigma
+        start_step = 0
+    else:
+        if not 0 <= start_step < len(timesteps):
+            raise ValueError(f'sample_latents: start_step {start_step} not in [0, {len(timesteps)})')
+        if tuple(start_latent.shape) != tuple(shape):
+            raise ValueError(f'sample_latents: start_latent shape {tuple(start_latent.shape)} != {tuple(shape)}')
+        if hasattr(scheduler, 'set_begin_index'):
+            scheduler.set_begin_index(start_step)
+        latents = scheduler.add_noise(start_latent.float(), noise, timesteps[start_step:start_step + 1])
+    for t in timesteps[start_step:]:
+        eps = unet(latents.to(dtype), t.to(device), z_lr, features=features).sample
+        latents = scheduler.step(eps.float(), t, latents, generator=generator).prev_sample
+    return latents.to(dtype)
