@@ -29,3 +29,26 @@ def test_known_shift_gives_known_psnr():
 def test_shape_mismatch_is_an_error():
     with pytest.raises(ValueError, match='differ in shape'):
         calculate_metric({'img': torch.zeros(9, 2, 2), 'img2': torch.zeros(9, 3, 2)}, {'type': 'calculate_kernel_mse'})
+
+
+# NIQE from basicsr (its natural-scene parameters ship in basicsr), on a scikit-image photo.
+def _niqe(img) -> float:
+    return calculate_metric({'img': img}, {'type': 'calculate_niqe', 'crop_border': 0})
+
+
+@pytest.fixture(scope='module')
+def astronaut():
+    from tests.conftest import photo
+
+    return photo('astronaut', 256)
+
+
+def test_niqe_of_a_natural_photo_is_in_basicsr_range(astronaut):
+    # basicsr's NIQE of sharp natural images lies roughly in 2-10 (lower is more natural).
+    assert 2.0 < _niqe(astronaut) < 10.0
+
+
+def test_niqe_grows_when_the_photo_is_blurred(astronaut):
+    import cv2
+
+    assert _niqe(cv2.GaussianBlur(astronaut, (0, 0), 2.0)) > _niqe(astronaut) + 1.0

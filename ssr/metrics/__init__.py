@@ -10,6 +10,7 @@ import torch
 from basicsr.utils.registry import METRIC_REGISTRY
 
 from ssr.metrics.kernel_error import kernel_mse, kernel_psnr
+from ssr.metrics.perceptual import calculate_stlpips  # noqa: F401  (registers ST-LPIPS)
 
 __all__ = ['calculate_kernel_mse', 'calculate_kernel_psnr', 'kernel_mse', 'kernel_psnr']
 
