@@ -18,8 +18,10 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from ssr.archs.first_stage import load_first_stage
+from ssr.models.color_correction import COLOR_FIXES, apply_color_fix
 from ssr.models.diffusion_sampling import (SAMPLER_KINDS, build_scheduler, build_train_scheduler, diffusion_config,
                                            sample_latents)
+from ssr.models.latent_tiling import TiledUNet, tiled_decode
 from ssr.models.network_calls import estimate_kernel, super_resolve
 from ssr.models.sv_sr_model import SVSRModel
 from ssr.models.svkr import SVKR
@@ -62,6 +64,11 @@ class SSRModel(SVSRModel):
         sampler: ``{kind: ddim | dpmsolver++, steps: 20, seed: 0, start_step: ~, start_from: bicubic}``;
             ``start_step`` (index into the N sampling steps) starts there from the noised latent of an SR estimate
             instead of pure noise: ``bicubic`` (bicubic LR) or ``nbsr`` (I^T of SVKR; needs ``source: svkr``).
+            ``tile: {size: 0, overlap: 0}`` (latent px; size 0 = off): every step runs the UNet on overlapping
+            latent tiles with the whole image's condition features cropped per tile and blends the noise with
+            Gaussian weights; decoding is tiled the same way (:mod:`ssr.models.latent_tiling`). Both must be
+            multiples of the UNet's 2**(n-1). ``color_fix: none | adain | wavelet`` corrects the decoded SR towards
+            the bicubic-upsampled LR (:mod:`ssr.models.color_correction`).
         train: ``optim_g``, ``ema_decay``, ``grad_clip``, ``reg_weights: [l1, l2, l3]`` (default 0), ``bf16``
             (autocast on CUDA only).
 
@@ -99,6 +106,14 @@ class SSRModel(SVSRModel):
         build_scheduler(self.sampler_kind, self.diffusion, self.sampler_steps)  # checks steps against T
         if self.start_step is not None and not 0 <= int(self.start_step) < self.sampler_steps:
             raise ValueError(f'sampler.start_step {self.start_step} not in [0, {self.sampler_steps})')
+        tile = dict(sampler.get('tile') or {})
+        self.tile_size, self.tile_overlap = int(tile.get('size', 0)), int(tile.get('overlap', 0))
+        if self.tile_size < 0 or not 0 <= self.tile_overlap < max(self.tile_size, 1):
+            raise ValueError(f'sampler.tile size {self.tile_size} / overlap {self.tile_overlap}: need size >= 0 '
+                             f'and 0 <= overlap < size')
+        self.color_fix = sampler.get('color_fix', 'none') or 'none'
+        if self.color_fix not in COLOR_FIXES:
+            raise ValueError(f'sampler.color_fix {self.color_fix!r} not in {COLOR_FIXES}')
         self.bf16 = bool((opt.get('train') or {}).get('bf16', False))  # CUDA autocast, training and sampling
         fs = dict(opt.get('first_stage') or {'kind': 'pixel_unshuffle'})
         self.first_stage = load_first_stage(fs.pop('kind'), fs.pop('path', None), **fs)
@@ -111,6 +126,9 @@ class SSRModel(SVSRModel):
             raise ValueError(f'network_g latent_channels {cfg.latent_channels} / lr_latent_channels {lr_ch} must '
                              f'equal the first stage\'s {self.first_stage.latent_channels} channels')
         self.latent_multiple = 2**(len(cfg.block_out_channels) - 1)
+        if self.tile_size % self.latent_multiple or self.tile_overlap % self.latent_multiple:
+            raise ValueError(f'sampler.tile size {self.tile_size} / overlap {self.tile_overlap} must be multiples '
+                             f'of {self.latent_multiple} (2**(levels - 1) of network_g)')
         self._build_svkr_networks()
 
     def _read_svkr_options(self, opt: dict) -> None:
@@ -276,9 +294,20 @@ class SSRModel(SVSRModel):
                 else:
                     start_latent = z_lr
                 start = dict(start_latent=start_latent, start_step=int(self.start_step))
-            z0 = sample_latents(net, z_lr, features, tuple(z_lr.shape), scheduler, generator, **(start or {}))
-        out = self.first_stage.decode(z0.float()).clamp(0, 1)
-        return out[..., :h * s, :w * s]
+            denoiser = TiledUNet(net, self.tile_size, self.tile_overlap, self.latent_multiple) if self.tile_size \
+                else net
+            z0 = sample_latents(denoiser, z_lr, features, tuple(z_lr.shape), scheduler, generator,
+                                **(start or {}))
+        if self.tile_size:
+            out = tiled_decode(self.first_stage.decode, z0.float(), self.tile_size, self.tile_overlap,
+                               self.first_stage.downscale)
+        else:
+            out = self.first_stage.decode(z0.float())
+        out = out.clamp(0, 1)[..., :h * s, :w * s]
+        if self.color_fix != 'none':
+            reference = F.interpolate(lq[..., :h, :w], scale_factor=s, mode='bicubic', align_corners=False)
+            out = apply_color_fix(self.color_fix, out, reference.clamp(0, 1)).clamp(0, 1)
+        return out
 
     def test(self) -> None:
         net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.get_bare_model(self.net_g)
