@@ -30,6 +30,7 @@ import torch
 from torch import Tensor
 
 from ssr.data.sv_blur import AUTO_METHOD, METHODS, sv_blur_downsample
+from ssr.utils.process_memory import reset_peak_rss, status_kb
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET_PATCHES_PER_S = {'cpu': 100.0, 'cuda': 10_000.0}  # cuda target is for an H100-class GPU
@@ -119,22 +120,6 @@ def throughput_rows(args: argparse.Namespace, device: str) -> list[dict]:
     return rows
 
 
-def _status_kb(key: str) -> int:
-    with open('/proc/self/status', encoding='ascii') as f:
-        for line in f:
-            if line.startswith(key + ':'):
-                return int(line.split()[1])
-    raise RuntimeError(f'{key} not found in /proc/self/status')
-
-
-def _reset_peak_rss() -> bool:
-    """Resets VmHWM to the current RSS (Linux >= 4.0, 'echo 5 > /proc/self/clear_refs'); False where not allowed."""
-    try:
-        with open('/proc/self/clear_refs', 'w', encoding='ascii') as f:
-            f.write('5')
-        return True
-    except OSError:
-        return False
 
 
 def peak_worker(args: argparse.Namespace, method: str, device: str) -> dict:
@@ -151,13 +136,13 @@ def peak_worker(args: argparse.Namespace, method: str, device: str) -> dict:
         torch.cuda.synchronize()
         peak = torch.cuda.max_memory_allocated()
         return {'inputs_mb': inputs / 2**20, 'op_mb': (peak - inputs) / 2**20, 'total_mb': peak / 2**20}
-    base = _status_kb('VmRSS')
+    base = status_kb('VmRSS')
     hr = torch.rand(1, 3, n, n, generator=generator)
     field = random_field(1, k, n // s, n // s, generator, device)
-    after_inputs = _status_kb('VmRSS')
-    reset = _reset_peak_rss()
+    after_inputs = status_kb('VmRSS')
+    reset = reset_peak_rss()
     sv_blur_downsample(hr, field, s, method=method)
-    peak = _status_kb('VmHWM')
+    peak = status_kb('VmHWM')
     return {'inputs_mb': (after_inputs - base) / 1024, 'op_mb': (peak - after_inputs) / 1024 if reset else None,
             'total_mb': (peak - base) / 1024}
 

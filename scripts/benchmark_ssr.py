@@ -37,6 +37,8 @@ from pathlib import Path
 
 import torch
 
+from ssr.utils.process_memory import reset_peak_rss, status_kb
+
 REPO = Path(__file__).resolve().parents[1]
 SCALE = 4
 MODELS = ('SSR', 'LDM-SR UNet')
@@ -81,22 +83,6 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def _status_kb(key: str) -> int:
-    with open('/proc/self/status', encoding='ascii') as f:
-        for line in f:
-            if line.startswith(key + ':'):
-                return int(line.split()[1])
-    raise RuntimeError(f'{key} not found in /proc/self/status')
-
-
-def _reset_peak_rss() -> bool:
-    """VmHWM := current RSS (Linux >= 4.0); False where /proc/self/clear_refs is not writable."""
-    try:
-        with open('/proc/self/clear_refs', 'w', encoding='ascii') as f:
-            f.write('5')
-        return True
-    except OSError:
-        return False
 
 
 def measure(fn: Callable[[], object], device: str, repeats: int) -> tuple[float, float | None]:
@@ -110,13 +96,13 @@ def measure(fn: Callable[[], object], device: str, repeats: int) -> tuple[float,
         before = torch.cuda.memory_allocated()
         torch.cuda.reset_peak_memory_stats()
     else:
-        before = _status_kb('VmRSS') * 1024 if _reset_peak_rss() else None
+        before = status_kb('VmRSS') * 1024 if reset_peak_rss() else None
     fn()
     _sync(device)
     if device == 'cuda':
         peak = (torch.cuda.max_memory_allocated() - before) / 2**20
     else:
-        peak = None if before is None else (_status_kb('VmHWM') * 1024 - before) / 2**20
+        peak = None if before is None else (status_kb('VmHWM') * 1024 - before) / 2**20
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
