@@ -13,7 +13,7 @@ EXPECTED = {
     'arch': {'DKENet', 'NBSR', 'MiDaSDepth', 'MANetEstimator', 'MANetSR', 'MANetBlindSR', 'DCLSNet', 'AMFUNet'},
     'dataset': {'SVDegradationDataset', 'SVPairedDataset'},
     'loss': {'KernelFieldLoss', 'LRConsistencyLoss'},
-    'metric': {'calculate_kernel_mse', 'calculate_kernel_psnr'},
+    'metric': {'calculate_kernel_mse', 'calculate_kernel_psnr', 'calculate_depth_abs_rel', 'calculate_stlpips'},
     'model': {'SVSRModel', 'KernelEstimatorModel', 'NonBlindSRModel', 'BlindSRModel', 'SSRModel'},
 }
 

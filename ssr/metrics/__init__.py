@@ -9,10 +9,12 @@ import numpy as np
 import torch
 from basicsr.utils.registry import METRIC_REGISTRY
 
+from ssr.metrics.depth_error import depth_abs_rel
 from ssr.metrics.kernel_error import kernel_mse, kernel_psnr
 from ssr.metrics.perceptual import calculate_stlpips  # noqa: F401  (registers ST-LPIPS)
 
-__all__ = ['calculate_kernel_mse', 'calculate_kernel_psnr', 'kernel_mse', 'kernel_psnr']
+__all__ = ['calculate_kernel_mse', 'calculate_kernel_psnr', 'calculate_depth_abs_rel', 'depth_abs_rel', 'kernel_mse',
+           'kernel_psnr']
 
 
 def _batched(field) -> torch.Tensor:
@@ -30,3 +32,16 @@ def calculate_kernel_mse(img, img2, **kwargs) -> float:
 def calculate_kernel_psnr(img, img2, **kwargs) -> float:
     """Kernel PSNR in dB (peak = largest true tap). Args: img, img2: estimated / true fields."""
     return float(kernel_psnr(_batched(img), _batched(img2)).mean())
+
+
+@METRIC_REGISTRY.register()
+def calculate_depth_abs_rel(img, img2, min_depth: float = 1e-3, **kwargs) -> float:
+    """AbsRel of an estimated depth map ``img`` against ``img2`` after scale / shift alignment.
+
+    Args: img, img2: (H, W), (B, H, W) or (B, 1, H, W) arrays or tensors.
+    """
+    def as_batch(depth) -> torch.Tensor:
+        depth = torch.as_tensor(np.asarray(depth) if not isinstance(depth, torch.Tensor) else depth).float()
+        return depth.reshape(-1, 1, *depth.shape[-2:])
+
+    return float(depth_abs_rel(as_batch(img), as_batch(img2), min_depth).mean())

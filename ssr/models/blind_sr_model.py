@@ -4,11 +4,13 @@ from __future__ import annotations
 from collections import OrderedDict
 
 import torch
+import torch.nn.functional as F
 from basicsr.archs import build_network
 from basicsr.losses import build_loss
 from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
 
+from ssr.metrics.depth_error import depth_abs_rel
 from ssr.metrics.kernel_error import kernel_mse, kernel_psnr
 from ssr.models.network_calls import estimate_kernel, super_resolve
 from ssr.models.sv_sr_model import SVSRModel
@@ -54,7 +56,7 @@ class BlindSRModel(SVSRModel):
             raise ValueError('svkr.depth: midas needs a network_d (e.g. {type: MiDaSDepth, weights_path: ...}); '
                              'use depth: none to run without depth weights')
         self.net_e = self.net_d = None
-        self._kernel_totals = {'kernel_mse': 0.0, 'kernel_psnr': 0.0, 'count': 0}
+        self._reset_condition_metrics()
         super().__init__(opt)
         self._build_aux_networks()
         SVKR(lambda x: x, lambda a, b: a, lambda a, b: a, self.svkr_iterations, self.svkr_gamma)  # checks values
@@ -137,13 +139,22 @@ class BlindSRModel(SVSRModel):
                 self.kernel_est, self.depth_est = self.svkr_output.kernel, self.svkr_output.depth
         truth = getattr(self, 'kernel', None)
         if self.kernel_est is not None and truth is not None and truth.shape == self.kernel_est.shape:
-            self._kernel_totals['kernel_mse'] += float(kernel_mse(self.kernel_est, self.kernel).sum())
-            self._kernel_totals['kernel_psnr'] += float(kernel_psnr(self.kernel_est, self.kernel).sum())
-            self._kernel_totals['count'] += self.lq.shape[0]
+            self._totals['kernel_mse'] += float(kernel_mse(self.kernel_est, self.kernel).sum())
+            self._totals['kernel_psnr'] += float(kernel_psnr(self.kernel_est, self.kernel).sum())
+            self._counts['kernel'] += self.lq.shape[0]
+        if self.depth_source == 'midas' and self.depth_est is not None and getattr(self, 'depth', None) is not None:
+            # only an estimated depth has an error; with depth: file the estimate is the ground truth itself
+            estimate = F.interpolate(self.depth_est, size=self.depth.shape[-2:], mode='bilinear', align_corners=False)
+            self._totals['depth_abs_rel'] += float(depth_abs_rel(estimate, self.depth).sum())
+            self._counts['depth'] += self.lq.shape[0]
         if self.is_train:
             self.net_g.train()
             if self.train_estimator:
                 self.net_e.train()
+
+    def _reset_condition_metrics(self) -> None:
+        self._totals = {'kernel_mse': 0.0, 'kernel_psnr': 0.0, 'depth_abs_rel': 0.0}
+        self._counts = {'kernel': 0, 'depth': 0}
 
     def _field_of(self, kernel: torch.Tensor | None) -> torch.Tensor | None:
         """A one-kernel-per-image estimate ``(B, 1, k, k)`` / ``(B, k*k)`` (DCLS) as a field on the LR grid."""
@@ -153,14 +164,15 @@ class BlindSRModel(SVSRModel):
         return kernel.reshape(b, -1, 1, 1).expand(b, kernel[0].numel(), h, w)
 
     def nondist_validation(self, dataloader, current_iter, tb_logger, save_img) -> None:
-        """SRModel's image metrics, plus kernel error when the data carries ground-truth kernel fields."""
-        self._kernel_totals = {'kernel_mse': 0.0, 'kernel_psnr': 0.0, 'count': 0}
+        """SRModel's image metrics, plus kernel error (data with kernel fields) and depth AbsRel (depth: midas on data
+        with depth maps)."""
+        self._reset_condition_metrics()
         super().nondist_validation(dataloader, current_iter, tb_logger, save_img)
-        count = self._kernel_totals.pop('count')
-        if count:
+        values = {name: total / self._counts[name.split('_')[0]] for name, total in self._totals.items()
+                  if self._counts[name.split('_')[0]]}
+        if values:
             name = dataloader.dataset.opt['name']
-            values = {k: v / count for k, v in self._kernel_totals.items()}
-            get_root_logger().info(f'Validation {name} kernels\n' +
+            get_root_logger().info(f'Validation {name} kernels / depth\n' +
                                    ''.join(f'\t # {k}: {v:.6g}\n' for k, v in values.items()))
             if tb_logger:
                 for k, v in values.items():
