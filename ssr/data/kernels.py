@@ -215,6 +215,18 @@ def isotropic_gaussian_kernels(sigma: Tensor | Number, kernel_size: int = 21, sc
     return gaussian_kernels(sigma, sigma, 0.0, kernel_size, scale, dtype=dtype, device=device)
 
 
+def _powered_quadratic_form(sigma1, sigma2, theta, beta, kernel_size: int, scale: int, dtype, device) -> Tensor:
+    """``(x^T Sigma^-1 x)^beta`` on the kernel taps, ``(..., K, K)``: the shared core of the generalised-Gaussian and
+    plateau shapes, with their argument checks."""
+    _check_positive('sigma1', sigma1)
+    _check_positive('sigma2', sigma2)
+    _check_positive('beta', beta)
+    dtype, device = _resolve(sigma1, sigma2, theta, beta, dtype=dtype, device=device)
+    x, y = kernel_offsets(kernel_size, scale, dtype=dtype, device=device)
+    sigma1, sigma2, theta, beta = _broadcast(sigma1, sigma2, theta, beta, dtype=dtype, device=device)
+    return _gaussian_quadratic_form(sigma1, sigma2, theta, x, y).pow(beta[..., None, None])
+
+
 def generalized_gaussian_kernels(sigma1: Tensor | Number, sigma2: Tensor | Number, theta: Tensor | Number,
                                  beta: Tensor | Number, kernel_size: int = 21, scale: int = 4, *,
                                  dtype: torch.dtype | None = None, device: torch.device | str | None = None) -> Tensor:
@@ -232,14 +244,8 @@ def generalized_gaussian_kernels(sigma1: Tensor | Number, sigma2: Tensor | Numbe
     Raises:
         ValueError: On a bad ``kernel_size`` / ``scale``, a sigma <= 0 or ``beta <= 0``.
     """
-    _check_positive('sigma1', sigma1)
-    _check_positive('sigma2', sigma2)
-    _check_positive('beta', beta)
-    dtype, device = _resolve(sigma1, sigma2, theta, beta, dtype=dtype, device=device)
-    x, y = kernel_offsets(kernel_size, scale, dtype=dtype, device=device)
-    sigma1, sigma2, theta, beta = _broadcast(sigma1, sigma2, theta, beta, dtype=dtype, device=device)
-    quad = _gaussian_quadratic_form(sigma1, sigma2, theta, x, y)
-    return _normalise_logits(-0.5 * quad.pow(beta[..., None, None]))
+    quad_beta = _powered_quadratic_form(sigma1, sigma2, theta, beta, kernel_size, scale, dtype, device)
+    return _normalise_logits(-0.5 * quad_beta)
 
 
 def plateau_kernels(sigma1: Tensor | Number, sigma2: Tensor | Number, theta: Tensor | Number, beta: Tensor | Number,
@@ -259,14 +265,8 @@ def plateau_kernels(sigma1: Tensor | Number, sigma2: Tensor | Number, theta: Ten
     Raises:
         ValueError: On a bad ``kernel_size`` / ``scale``, a sigma <= 0 or ``beta <= 0``.
     """
-    _check_positive('sigma1', sigma1)
-    _check_positive('sigma2', sigma2)
-    _check_positive('beta', beta)
-    dtype, device = _resolve(sigma1, sigma2, theta, beta, dtype=dtype, device=device)
-    x, y = kernel_offsets(kernel_size, scale, dtype=dtype, device=device)
-    sigma1, sigma2, theta, beta = _broadcast(sigma1, sigma2, theta, beta, dtype=dtype, device=device)
-    quad = _gaussian_quadratic_form(sigma1, sigma2, theta, x, y)
-    return _normalise_logits(-torch.log1p(quad.pow(beta[..., None, None])))
+    quad_beta = _powered_quadratic_form(sigma1, sigma2, theta, beta, kernel_size, scale, dtype, device)
+    return _normalise_logits(-torch.log1p(quad_beta))
 
 
 def motion_kernels(length: Tensor | Number, angle: Tensor | Number, kernel_size: int = 21, scale: int = 4, *,
