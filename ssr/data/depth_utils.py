@@ -68,3 +68,32 @@ def depth_to_lr_grid(depth: Tensor, h: int, w: int) -> Tensor:
     if h < 1 or w < 1:
         raise ValueError(f'h and w must be >= 1, got {(h, w)}')
     return F.interpolate(depth, size=(h, w), mode='area')
+
+
+def depth_dropout(depth: Tensor, p: float, generator: torch.Generator | None = None) -> Tensor:
+    """Replace each image's depth map, with probability ``p``, by a constant map of a random level in [0, 1].
+
+    Training with it (``train.depth_dropout``) teaches a depth-conditioned network that a flat map carries no
+    information, so the same weights run with ``depth: none`` (a constant 0.5 map) when no depth network is at hand
+    and use real depth when it is.
+
+    Args:
+        depth: ``(B, 1, H, W)`` floating depth in [0, 1].
+        p: Probability in [0, 1] per image.
+        generator: CPU generator for the draws (reproducible runs); the result lives on ``depth``'s device.
+
+    Returns:
+        ``(B, 1, H, W)``: ``depth`` with the dropped images replaced; ``depth`` itself when ``p == 0``.
+
+    Raises:
+        ValueError: On a wrong depth shape or ``p`` outside [0, 1].
+    """
+    _check_depth(depth)
+    if not 0 <= p <= 1:
+        raise ValueError(f'depth dropout probability must be in [0, 1], got {p}')
+    if p == 0:
+        return depth
+    b = depth.shape[0]
+    drop = (torch.rand(b, generator=generator) < p).view(b, 1, 1, 1).to(depth.device)
+    level = torch.rand(b, generator=generator).view(b, 1, 1, 1).to(device=depth.device, dtype=depth.dtype)
+    return torch.where(drop, level.expand_as(depth), depth)

@@ -30,6 +30,8 @@ class KernelEstimatorModel(SVSRModel):
         train.consistency_opt: optional ``{type: LRConsistencyLoss, loss_weight: 0.1}``: the HR image re-degraded
             with the estimated field is compared with the HR degraded by the true field (clean LR, no noise / JPEG).
         train.grad_clip: max gradient norm, or ~.
+        train.depth_dropout: probability per image of replacing the depth by a random constant map while training,
+            so the estimator also works with ``depth: none`` (default 0).
         depth_input (top level): ``data`` (the dataset's depth, default) or ``none`` (constant 0.5 map: the paper's
             DI-Kernel-without-depth ablation when paired with ``network_g.use_depth: false``).
 
@@ -64,14 +66,15 @@ class KernelEstimatorModel(SVSRModel):
         self.setup_optimizers()
         self.setup_schedulers()
 
-    def _depth(self) -> torch.Tensor | None:
+    def _depth(self, current_iter: int | None = None) -> torch.Tensor | None:
+        """The depth given to the network: constant without depth, with ``train.depth_dropout`` while training."""
         if self.depth_input == 'none' or self.depth is None:
             return torch.full_like(self.lq[:, :1], CONSTANT_DEPTH)
-        return self.depth
+        return self.depth if current_iter is None else self.training_depth(current_iter)
 
     def optimize_parameters(self, current_iter: int) -> None:
         self.optimizer_g.zero_grad()
-        self.output = estimate_kernel(self.net_g, self.lq, self._depth())
+        self.output = estimate_kernel(self.net_g, self.lq, self._depth(current_iter))
         losses = OrderedDict(l_kernel=self.cri_kernel(self.output, self.kernel))
         if self.cri_consistency is not None:
             with torch.no_grad():

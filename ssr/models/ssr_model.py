@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import copy
 import math
+import os.path as osp
 from collections import OrderedDict
 
 import torch
 from basicsr.archs import build_network
-from basicsr.utils import get_root_logger
+from basicsr.metrics import calculate_metric
+from basicsr.utils import get_root_logger, imwrite, tensor2img
 from basicsr.utils.registry import MODEL_REGISTRY
 from torch import Tensor
 from torch.nn import functional as F
 
 from ssr.archs.first_stage import load_first_stage
+from ssr.metrics.kernel_error import kernel_mse, kernel_psnr
 from ssr.models.color_correction import COLOR_FIXES, apply_color_fix
 from ssr.models.diffusion_sampling import (SAMPLER_KINDS, build_scheduler, build_train_scheduler, diffusion_config,
                                            sample_latents)
@@ -70,7 +73,8 @@ class SSRModel(SVSRModel):
             multiples of the UNet's 2**(n-1). ``color_fix: none | adain | wavelet`` corrects the decoded SR towards
             the bicubic-upsampled LR (:mod:`ssr.models.color_correction`).
         train: ``optim_g``, ``ema_decay``, ``grad_clip``, ``reg_weights: [l1, l2, l3]`` (default 0), ``bf16``
-            (autocast on CUDA only).
+            (autocast on CUDA only), ``depth_dropout`` (probability per image of a random constant depth map with
+            ``conditions.source: data``, so the model also runs with ``depth: none``; default 0).
 
     Training (Eq. 5): t ~ U{0, T-1} and eps ~ N(0, I) from a generator seeded by ``(manual_seed, current_iter)``
     (a resumed run draws the same noise), z_t = add_noise(z_0, eps, t),
@@ -216,6 +220,7 @@ class SSRModel(SVSRModel):
             ema_buffers[name].copy_(buf)
 
     def feed_data(self, data: dict) -> None:
+        self.lq_path = (data.get('lq_path') or [None])[0]  # names the blind path's image in validation
         super().feed_data(data)
         if self.condition_source == 'data' and (self.kernel is None or self.depth is None):
             raise ValueError('SSRModel (conditions.source: data) needs kernel and depth in the data; use '
@@ -241,6 +246,8 @@ class SSRModel(SVSRModel):
         z_t = self.train_scheduler.add_noise(z0, eps, t)
         # 2. epsilon_theta and the loss
         kernel, depth, _ = self.conditions(self.lq)
+        if self.condition_source == 'data':
+            depth = self.training_depth(current_iter)  # train.depth_dropout
         with self._autocast():
             out = self.net_g(z_t, t, z_lr, kernel=kernel, depth=depth, lr=self.lq)
         losses = OrderedDict(l_eps=F.mse_loss(out.sample.float(), eps),
@@ -316,3 +323,54 @@ class SSRModel(SVSRModel):
         kernel, depth, sr_estimate = self.conditions(self.lq)
         self.output = self.sample(net, self.lq, kernel, depth, sr_estimate=sr_estimate)
         net.train(was_training)
+        if getattr(self, '_val_state', None) is not None and self.condition_source == 'svkr':
+            self._score_blind_path(kernel, sr_estimate)
+
+    def _score_blind_path(self, kernel: Tensor, sr_estimate: Tensor) -> None:
+        """During validation with SVKR conditions: kernel error of K^T and ``val.metrics`` of the blind path's
+        I^T (saved as ``<name>_<suffix>_blind.png`` beside the SSR image when images are saved)."""
+        state = self._val_state
+        truth = getattr(self, 'kernel', None)
+        if truth is not None and truth.shape == kernel.shape:
+            state['kernel_mse'] += float(kernel_mse(kernel, truth).sum())
+            state['kernel_psnr'] += float(kernel_psnr(kernel, truth).sum())
+            state['kernel_count'] += kernel.shape[0]
+        img = tensor2img([sr_estimate.detach().cpu()])
+        gt = getattr(self, 'gt', None)
+        if gt is not None:
+            for name, metric_opt in (self.opt['val'].get('metrics') or {}).items():
+                value = calculate_metric({'img': img, 'img2': tensor2img([gt.detach().cpu()])}, metric_opt)
+                state['blind'][name] = state['blind'].get(name, 0.0) + float(value)
+            state['blind_count'] += 1
+        if state['save'] and self.lq_path is not None:
+            name = osp.splitext(osp.basename(self.lq_path))[0]
+            suffix = self.opt['val'].get('suffix') or self.opt['name']
+            folder = osp.join(self.opt['path']['visualization'], state['dataset'])
+            if self.opt['is_train']:
+                folder, suffix = osp.join(self.opt['path']['visualization'], name), str(state['iter'])
+            imwrite(img, osp.join(folder, f'{name}_{suffix}_blind.png'))
+
+    def nondist_validation(self, dataloader, current_iter, tb_logger, save_img) -> None:
+        """SRModel's ``val.metrics`` of the SSR output. With ``conditions.source: svkr`` also the blind path
+        (DKENet + NBSR, I^T of Algorithm 1): the same metrics logged as ``blind path`` and kept in
+        ``self.blind_metric_results``, and the kernel error of K^T against the data's kernel fields in
+        ``self.kernel_metric_results``."""
+        self._val_state = {'dataset': dataloader.dataset.opt['name'], 'iter': current_iter, 'save': save_img,
+                           'blind': {}, 'blind_count': 0, 'kernel_mse': 0.0, 'kernel_psnr': 0.0, 'kernel_count': 0}
+        try:
+            super().nondist_validation(dataloader, current_iter, tb_logger, save_img)
+            state = self._val_state
+        finally:
+            self._val_state = None
+        self.blind_metric_results = {k: v / state['blind_count'] for k, v in state['blind'].items()} \
+            if state['blind_count'] else None
+        self.kernel_metric_results = {k: state[k] / state['kernel_count'] for k in ('kernel_mse', 'kernel_psnr')} \
+            if state['kernel_count'] else None
+        lines = [(f'blind path (I^T) {k}', v) for k, v in (self.blind_metric_results or {}).items()]
+        lines += [(k, v) for k, v in (self.kernel_metric_results or {}).items()]
+        if lines:
+            get_root_logger().info(f'Validation {state["dataset"]} blind path / kernels\n' +
+                                   ''.join(f'\t # {k}: {v:.6g}\n' for k, v in lines))
+            if tb_logger:
+                for k, v in lines:
+                    tb_logger.add_scalar(f'metrics/{state["dataset"]}/{k.replace(" ", "_")}', v, current_iter)

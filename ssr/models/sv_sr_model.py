@@ -7,6 +7,9 @@ from basicsr.models.sr_model import SRModel
 from basicsr.utils.registry import MODEL_REGISTRY
 from torch import Tensor, nn
 
+import torch
+
+from ssr.data.depth_utils import depth_dropout
 from ssr.models.sv_synthesis import build_synthesis, synthesize
 from ssr.models.training_utils import check_finite, clip_gradients
 
@@ -25,7 +28,8 @@ class SVSRModel(SRModel):
 
     Overrides: ``__init__`` (reads the synthesis options once), ``feed_data``. Inherits everything else
     (``optimize_parameters``, ``test``, ``validation``, ``save``) from ``SRModel``. Adds :meth:`finish_step`, the
-    end of an optimisation step shared by ssr's models.
+    end of an optimisation step shared by ssr's models, and :meth:`training_depth`, the batch's depth after
+    ``train.depth_dropout`` (probability per image of a random constant map; 0 by default).
     """
 
     def __init__(self, opt: dict):
@@ -38,6 +42,15 @@ class SVSRModel(SRModel):
         super().feed_data(data)
         for key in CONDITION_KEYS:
             setattr(self, key, data[key].to(self.device) if key in data else None)
+
+    def training_depth(self, current_iter: int) -> Tensor | None:
+        """``self.depth`` with ``train.depth_dropout`` applied (seeded by ``manual_seed`` and the iteration, so a
+        resumed run drops the same maps), or ``None`` without depth in the data."""
+        p = float(self.opt.get('train', {}).get('depth_dropout', 0) or 0)
+        if self.depth is None or p == 0:
+            return self.depth
+        seed = int(self.opt.get('manual_seed') or 0) * 1_000_003 + int(current_iter) + 7_919
+        return depth_dropout(self.depth, p, torch.Generator().manual_seed(seed))
 
     def finish_step(self, losses: Mapping[str, Tensor], current_iter: int, nets: Sequence[nn.Module]) -> None:
         """Check the losses are finite, back-propagate their sum, clip (``train.grad_clip``), step every optimizer,

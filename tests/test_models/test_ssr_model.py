@@ -175,3 +175,49 @@ def test_svkr_conditions_train_and_sample_from_the_nbsr_output(depth):
     first = model.output.clone()
     model.test()
     assert first.shape == (2, 3, 32, 32) and torch.equal(first, model.output)
+
+
+def test_validation_with_svkr_reports_and_saves_the_blind_path(tmp_path):
+    """With svkr conditions, validation scores I^T with val.metrics, K^T against the data's kernels, and saves I^T."""
+    import numpy as np
+    from basicsr.metrics import calculate_psnr
+    from basicsr.utils import tensor2img
+
+    opt = tiny_opt(is_train=False, conditions={'source': 'svkr', 'iterations': 1, 'depth': 'file'},
+                   sampler={'start_step': 1, 'start_from': 'nbsr'}, **SVKR_NETS)
+    opt['path'].update(visualization=str(tmp_path))
+    opt['val'] = {'suffix': None, 'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': 0}}}
+    model = build(opt)
+    data = batch()
+    samples = [{k: v[i:i + 1] for k, v in data.items()} | {'lq_path': [f'img{i}.png']} for i in range(2)]
+
+    class Loader(list):
+        dataset = type('D', (), {'opt': {'name': 'tiny'}})()
+
+    model.validation(Loader(samples), current_iter=0, tb_logger=None, save_img=True)
+    expected = []
+    for sample in samples:
+        model.feed_data(sample)
+        sr = model.conditions(model.lq)[2]
+        expected.append(calculate_psnr(tensor2img([sr]), tensor2img([sample['gt']]), crop_border=0))
+    assert model.blind_metric_results['psnr'] == pytest.approx(np.mean(expected), rel=1e-6)
+    assert set(model.kernel_metric_results) == {'kernel_mse', 'kernel_psnr'}
+    assert model.metric_results['psnr'] != pytest.approx(model.blind_metric_results['psnr'])
+    saved = sorted(p.name for p in (tmp_path / 'tiny').glob('*.png'))
+    assert saved == ['img0_tiny_ssr.png', 'img0_tiny_ssr_blind.png', 'img1_tiny_ssr.png', 'img1_tiny_ssr_blind.png']
+    assert model._val_state is None  # test() outside validation scores nothing
+
+
+def test_validation_with_data_conditions_has_no_blind_path():
+    opt = tiny_opt(is_train=False)
+    opt['val'] = {'suffix': None, 'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': 0}}}
+    opt['path'].update(visualization='unused')
+    model = build(opt)
+
+    class Loader(list):
+        dataset = type('D', (), {'opt': {'name': 'tiny'}})()
+
+    one = {k: v[:1] for k, v in batch().items()} | {'lq_path': ['a.png']}
+    model.validation(Loader([one]), current_iter=0, tb_logger=None, save_img=False)
+    assert model.blind_metric_results is None and model.kernel_metric_results is None
+    assert 0 < model.metric_results['psnr'] < 100
