@@ -77,6 +77,10 @@ def test_test_twin_runs(tmp_path, tiny_data, twin):
     run_entry('test.py', ['-opt', str(opt)], root=tmp_path)
     out = tmp_path / 'results' / merged['name']
     dataset = merged['datasets']['test_1']['name']
-    assert len(list((out / 'visualization' / dataset).glob('*.png'))) == 3
+    images = sorted(p.name for p in (out / 'visualization' / dataset).glob('*.png'))
+    sr = [n for n in images if not n.endswith('_blind.png')]
+    assert len(sr) == 3, images
+    blind = merged['model_type'] == 'SSRModel' and merged['conditions']['source'] == 'svkr'
+    assert len(images) == (6 if blind else 3), images  # SSR with SVKR also saves the blind path's I^T
     log = next(out.glob('test_*.log')).read_text()
     assert '# psnr:' in log
