@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${SSR_VENV:-.venv}
 STAMP="$VENV/.ssr-env-complete"
-if [ -f "$STAMP" ] && [ "$STAMP" -nt requirements.txt ] && [ "$STAMP" -nt setup.py ]; then
+if [ -f "$STAMP" ] && [ "$STAMP" -nt requirements.txt ] && [ "$STAMP" -nt requirements-nodeps.txt ] \
+    && [ "$STAMP" -nt setup.py ]; then
   exit 0
 fi
 start=$(date +%s)
@@ -16,7 +17,9 @@ PIP=("$VENV/bin/python" -m pip install --quiet --disable-pip-version-check)
 "${PIP[@]}" -r requirements.txt
 # 2. basicsr 1.4.2 is an sdist whose setup.py imports torch: build it against the torch just installed
 "${PIP[@]}" --no-build-isolation basicsr==1.4.2
-# 3. this package, editable, without re-resolving its dependencies
+# 3. pyiqa (MUSIQ / CLIP-IQA) and openai-clip without their dependencies, which would replace pinned packages
+"${PIP[@]}" --no-build-isolation --no-deps -r requirements-nodeps.txt
+# 4. this package, editable, without re-resolving its dependencies
 "${PIP[@]}" --no-build-isolation --no-deps -e .
 "$VENV/bin/python" -c "import ssr, basicsr, diffusers, timm, lmdb; assert lmdb.version()[0] >= 0"
 touch "$STAMP"
