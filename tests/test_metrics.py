@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from basicsr.metrics import calculate_metric
@@ -52,3 +53,13 @@ def test_niqe_grows_when_the_photo_is_blurred(astronaut):
     import cv2
 
     assert _niqe(cv2.GaussianBlur(astronaut, (0, 0), 2.0)) > _niqe(astronaut) + 1.0
+
+
+def test_niqe_or_nan_equals_niqe_where_defined_and_is_nan_elsewhere(astronaut):
+    value = calculate_metric({'img': astronaut}, {'type': 'calculate_niqe_or_nan', 'crop_border': 4})
+    assert value == pytest.approx(calculate_metric({'img': astronaut}, {'type': 'calculate_niqe', 'crop_border': 4}))
+    with pytest.warns(RuntimeWarning, match='2 x 2 blocks'):
+        assert np.isnan(calculate_metric({'img': astronaut[:150]}, {'type': 'calculate_niqe_or_nan'}))
+    with pytest.warns(RuntimeWarning, match='singular'):
+        flat = np.full((256, 256, 3), 128, np.uint8)
+        assert np.isnan(calculate_metric({'img': flat}, {'type': 'calculate_niqe_or_nan'}))

@@ -47,3 +47,34 @@ def calculate_depth_abs_rel(img, img2, min_depth: float = 1e-3, **kwargs) -> flo
         return depth.reshape(-1, 1, *depth.shape[-2:])
 
     return float(depth_abs_rel(as_batch(img), as_batch(img2), min_depth).mean())
+
+
+@METRIC_REGISTRY.register()
+def calculate_niqe_or_nan(img, crop_border: int = 0, input_order: str = 'HWC', convert_to: str = 'y',
+                          **kwargs) -> float:
+    """basicsr's NIQE (lower is better), or NaN with a warning where NIQE is undefined: fewer than 2 x 2 blocks of
+    96 px after cropping, or an image so flat that its feature covariance is singular (an untrained network's
+    output). One such image then shows as ``nan`` in a table instead of aborting the whole evaluation.
+
+    Args: img: (H, W, 3) uint8 BGR in [0, 255]; crop_border, input_order, convert_to: as basicsr's calculate_niqe.
+    """
+    import warnings
+
+    from basicsr.metrics.niqe import calculate_niqe
+
+    h, w = np.asarray(img).shape[:2]
+    if min(h, w) - 2 * crop_border < 2 * 96:
+        warnings.warn(f'NIQE is undefined for a {h}x{w} image with crop_border {crop_border} '
+                      f'(needs 2 x 2 blocks of 96 px): NaN', RuntimeWarning, stacklevel=2)
+        return float('nan')
+    with np.errstate(all='ignore'), warnings.catch_warnings():
+        warnings.simplefilter('ignore', RuntimeWarning)
+        try:
+            value = float(calculate_niqe(img, crop_border, input_order=input_order, convert_to=convert_to))
+        except np.linalg.LinAlgError:
+            value = float('nan')
+    if not np.isfinite(value):
+        warnings.warn(f'NIQE is undefined for this {h}x{w} image (singular feature covariance): NaN',
+                      RuntimeWarning, stacklevel=2)
+        return float('nan')
+    return value
