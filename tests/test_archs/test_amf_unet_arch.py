@@ -143,3 +143,13 @@ def test_bad_arguments(overrides, match):
 def test_bad_inputs(change, match):
     with pytest.raises(ValueError, match=match):
         build()(**{**tiny_inputs(), **change})
+
+
+def test_warns_when_the_first_level_is_narrower_than_the_latent():
+    with pytest.warns(UserWarning, match='block_out_channels\\[0\\] = 8 is below latent_channels = 48'):
+        build(latent_channels=48, lr_latent_channels=48)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        build()  # 8 >= 4 latent channels: no warning

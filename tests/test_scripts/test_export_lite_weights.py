@@ -55,3 +55,25 @@ def test_dkenet_export_is_fp16(tmp_path):
     fresh = DKENet(num_feat=8, kernel_size=7)
     fresh.load_state_dict(state)  # fp16 values load into the fp32 network
     assert export.main(['--dkenet', str(tmp_path / 'd.pth'), '-o', str(tmp_path / 'lite.pth')]) == 1
+
+
+def test_ssr_export_reads_the_ema_key_keeps_integer_buffers_and_replaces_its_manifest_line(tmp_path):
+    from ssr.archs.amf_unet_arch import AMFUNet
+
+    kwargs = dict(latent_channels=48, block_out_channels=[8, 16], layers_per_block=1, norm_num_groups=4,
+                  attention_head_dim=8, amf_hidden=8, kernel_in_ch=25, lr_encoder_channels=[8, 8],
+                  depth_encoder_channels=[4, 4], kernel_encoder_channels=[4, 4])
+    net = AMFUNet(**kwargs)
+    ema = {k: v + 1 if v.is_floating_point() else v for k, v in net.state_dict().items()}
+    atomic_torch_save({'params': net.state_dict(), 'params_ema': ema}, tmp_path / 's.pth')
+    for _ in range(2):
+        assert export.main(['--ssr', str(tmp_path / 's.pth'), '--param-key', 'params_ema', '-o',
+                            str(tmp_path / 'ssr.pth'), '--overwrite']) == 0
+    state = torch.load(tmp_path / 'ssr.pth', weights_only=True)['params']
+    ints = [k for k, v in state.items() if not v.is_floating_point()]
+    assert ints and all(state[k].dtype == ema[k].dtype for k in ints)  # BatchNorm num_batches_tracked
+    fresh = AMFUNet(**kwargs)
+    fresh.load_state_dict(state)
+    key = next(k for k, v in ema.items() if v.is_floating_point())
+    torch.testing.assert_close(fresh.state_dict()[key], ema[key], rtol=1e-3, atol=1e-3)
+    assert (tmp_path / 'MANIFEST.jsonl').read_text().count('"ssr.pth"') == 1
