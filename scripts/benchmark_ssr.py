@@ -28,16 +28,14 @@ import argparse
 import json
 import logging
 import os
-import statistics
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
-from ssr.utils.process_memory import reset_peak_rss, status_kb
+from ssr.utils.process_memory import measure
 
 REPO = Path(__file__).resolve().parents[1]
 SCALE = 4
@@ -76,40 +74,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--seed', type=int, default=0, help='seed of the inputs and the sampler noise (default: 0)')
     p.add_argument('--worker', default=None, help=argparse.SUPPRESS)  # JSON configuration, run in a subprocess
     return p
-
-
-def _sync(device: str) -> None:
-    if device == 'cuda':
-        torch.cuda.synchronize()
-
-
-
-
-def measure(fn: Callable[[], object], device: str, repeats: int) -> tuple[float, float | None]:
-    """(median seconds over ``repeats`` calls, peak MiB of the first call above the state before it, or None).
-
-    Memory is taken from the first (cold) call, since allocator caches make later calls look free; time from the
-    later (warm) calls.
-    """
-    _sync(device)
-    if device == 'cuda':
-        before = torch.cuda.memory_allocated()
-        torch.cuda.reset_peak_memory_stats()
-    else:
-        before = status_kb('VmRSS') * 1024 if reset_peak_rss() else None
-    fn()
-    _sync(device)
-    if device == 'cuda':
-        peak = (torch.cuda.max_memory_allocated() - before) / 2**20
-    else:
-        peak = None if before is None else (status_kb('VmHWM') * 1024 - before) / 2**20
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), peak
 
 
 def build_ssr(size: str, device: str):

@@ -1,5 +1,12 @@
-"""The process's resident and peak resident memory on Linux (for benchmarks; tracemalloc does not see torch)."""
+"""The process's resident and peak resident memory on Linux (for benchmarks; tracemalloc does not see torch), and
+:func:`measure`, the latency / peak-memory probe the benchmark scripts share."""
 from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
 
 
 def status_kb(key: str) -> int:
@@ -19,3 +26,37 @@ def reset_peak_rss() -> bool:
         return True
     except OSError:
         return False
+
+
+def _sync(device: str) -> None:
+    if str(device).startswith('cuda'):
+        torch.cuda.synchronize()
+
+
+def measure(fn: Callable[[], object], device: str, repeats: int) -> tuple[float, float | None]:
+    """(median seconds over ``repeats`` calls, peak MiB of the first call above the state before it, or None).
+
+    Memory is taken from the first (cold) call, since allocator caches make later calls look free: on CUDA
+    ``max_memory_allocated``, on the CPU the peak resident set (None where the peak cannot be reset); time from the
+    later (warm) calls.
+    """
+    cuda = str(device).startswith('cuda')
+    _sync(device)
+    if cuda:
+        before = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+    else:
+        before = status_kb('VmRSS') * 1024 if reset_peak_rss() else None
+    fn()
+    _sync(device)
+    if cuda:
+        peak = (torch.cuda.max_memory_allocated() - before) / 2**20
+    else:
+        peak = None if before is None else (status_kb('VmHWM') * 1024 - before) / 2**20
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), peak

@@ -1,0 +1,23 @@
+"""scripts/benchmark.py: one table of every component and the end-to-end run of an SSR option file (tiny twin)."""
+from __future__ import annotations
+
+from tests.conftest import REPO, load_script
+
+benchmark = load_script('benchmark')
+
+
+def test_prints_every_component_and_end_to_end(capsys):
+    opt = str(REPO / 'tests/data/test_ssr_lite_x4.yml')
+    assert benchmark.main(['--opt', opt, '--lr-size', '8', '--repeats', '1', '--threads', '1']) == 0
+    out = capsys.readouterr().out
+    for row in ('| degradation (training, HR 32 px) |', '| DKENet |', '| NBSR |', '| SVKR (T = 0, depth none) |',
+                '| AMFUNet, one step |', '| sampling (ddim, 3 steps, start 1) |', '| end to end (SSRModel.test) |'):
+        assert row in out, out
+    ms = {line.split('|')[1].strip(): float(line.split('|')[2]) for line in out.splitlines()
+          if line.startswith('| ') and 'component' not in line}
+    assert all(v >= 0 for v in ms.values()) and ms['end to end (SSRModel.test)'] > ms['DKENet'] > 0
+
+
+def test_rejects_an_option_file_without_svkr(capsys):
+    assert benchmark.main(['--opt', str(REPO / 'tests/data/test_ssr_x4.yml'), '--lr-size', '8']) == 2
+    assert 'conditions.source: svkr' in capsys.readouterr().err
