@@ -1,8 +1,10 @@
 """Noise schedules and the seeded latent sampler of SSR's diffusion model (paper §3.3), on diffusers' schedulers.
 
 Notation: B batch, C latent channels, C_lr LR-latent channels, (h, w) latent size, T = ``num_train_timesteps``,
-N = sampling steps. The training schedule (DDPM, epsilon prediction) is one dict shared by training and sampling:
-``{num_train_timesteps, beta_schedule, beta_start, beta_end, prediction_type}``.
+N = sampling steps. The training schedule (DDPM) is one dict shared by training and sampling:
+``{num_train_timesteps, beta_schedule, beta_start, beta_end, prediction_type}``; ``prediction_type`` is what the
+network regresses: ``epsilon`` (the paper's Eq. 5), ``v_prediction`` (v = sqrt(abar) eps - sqrt(1 - abar) z_0,
+Salimans & Ho 2022) or ``sample`` (z_0); the samplers read it from the same dict.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ __all__ = ['SAMPLER_KINDS', 'BETA_SCHEDULES', 'PREDICTION_TYPES', 'diffusion_con
 
 SAMPLER_KINDS = ('ddim', 'dpmsolver++')
 BETA_SCHEDULES = ('linear', 'scaled_linear', 'squaredcos_cap_v2')
-PREDICTION_TYPES = ('epsilon', )  # Eq. 5 regresses the noise
+PREDICTION_TYPES = ('epsilon', 'v_prediction', 'sample')  # Eq. 5 regresses the noise (epsilon)
 DIFFUSION_DEFAULTS = {'num_train_timesteps': 1000, 'beta_schedule': 'scaled_linear', 'beta_start': 0.0015,
                       'beta_end': 0.0155, 'prediction_type': 'epsilon'}  # LDM-SR's schedule
 

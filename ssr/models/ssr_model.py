@@ -78,7 +78,9 @@ class SSRModel(SVSRModel):
 
     Training (Eq. 5): t ~ U{0, T-1} and eps ~ N(0, I) from a generator seeded by ``(manual_seed, current_iter)``
     (a resumed run draws the same noise), z_t = add_noise(z_0, eps, t),
-    loss ``l_eps = MSE(eps_theta(z_t, t, z_lr, f1, f2, f3), eps)`` + ``l_reg = sum_i lambda_i mean|f_i|``.
+    loss ``l_eps = MSE(eps_theta(z_t, t, z_lr, f1, f2, f3), eps)`` + ``l_reg = sum_i lambda_i mean|f_i|``; with
+    ``diffusion.prediction_type: v_prediction`` / ``sample`` the target is v / z_0 instead of eps (the loss keeps
+    its name ``l_eps``).
     Testing: conditions encoded once, latents sampled from ``sampler.seed``, decoded and clamped to [0, 1]; the LR
     is padded (replicate) so the latent fits the UNet and the output cropped back.
 
@@ -250,9 +252,18 @@ class SSRModel(SVSRModel):
             depth = self.training_depth(current_iter)  # train.depth_dropout
         with self._autocast():
             out = self.net_g(z_t, t, z_lr, kernel=kernel, depth=depth, lr=self.lq)
-        losses = OrderedDict(l_eps=F.mse_loss(out.sample.float(), eps),
+        losses = OrderedDict(l_eps=F.mse_loss(out.sample.float(), self._target(z0, eps, t)),
                              l_reg=regularizer(out.features, self.reg_weights))
         self.finish_step(losses, current_iter, [self.net_g])
+
+    def _target(self, z0: Tensor, eps: Tensor, t: Tensor) -> Tensor:
+        """What the network regresses (``diffusion.prediction_type``): eps (Eq. 5), v or z_0."""
+        kind = self.diffusion['prediction_type']
+        if kind == 'epsilon':
+            return eps
+        if kind == 'v_prediction':
+            return self.train_scheduler.get_velocity(z0, eps, t)
+        return z0
 
     def _pad_amount(self, size: int) -> int:
         """Smallest p with ((size + p) * s) divisible by downscale * 2**(n-1), so the latent fits the UNet."""

@@ -221,3 +221,28 @@ def test_validation_with_data_conditions_has_no_blind_path():
     model.validation(Loader([one]), current_iter=0, tb_logger=None, save_img=False)
     assert model.blind_metric_results is None and model.kernel_metric_results is None
     assert 0 < model.metric_results['psnr'] < 100
+
+
+@pytest.mark.parametrize('kind', ['v_prediction', 'sample'])
+def test_other_prediction_types_regress_their_target_and_sample(kind):
+    """diffusion.prediction_type: the loss target is v / z_0 (diffusers' definitions) and sampling reads the type."""
+    from ssr.models.diffusion_sampling import build_train_scheduler
+
+    opt = tiny_opt()
+    opt['diffusion']['prediction_type'] = kind
+    model = build(opt)
+    model.feed_data(batch())
+    z0 = model.first_stage.encode(model.gt)
+    eps, t = torch.randn(z0.shape), torch.tensor([10, 900])
+    expected = build_train_scheduler(model.diffusion).get_velocity(z0, eps, t) if kind == 'v_prediction' else z0
+    torch.testing.assert_close(model._target(z0, eps, t), expected)
+    model.optimize_parameters(current_iter=1)
+    assert model.get_current_log()['l_eps'] > 0
+    assert build_scheduler('ddim', model.diffusion, 3).config.prediction_type == kind
+    model.test()
+    assert model.output.shape == model.gt.shape
+
+
+def test_unknown_prediction_type_is_an_error():
+    with pytest.raises(ValueError, match='prediction_type'):
+        diffusion_config({'prediction_type': 'x0'})
