@@ -49,3 +49,21 @@ def test_nbsr_delta_loads_on_the_converted_realsr_trunk(tmp_path):
     net = NBSR(**args, trunk_path=str(trunk))
     delta = torch.load(WEIGHTS / 'nbsr_sft_delta_x4_sv.pth', weights_only=True)['params']
     net.load_state_dict(net.adapt_state_dict(delta), strict=True)
+
+
+def test_ssr_lite_weights_load_strictly_into_the_demo_network():
+    from ssr.archs.amf_unet_arch import AMFUNet
+    from ssr.utils.options import load_options
+
+    opt = load_options(str(REPO / 'options' / 'test_ssr_x4_demo.yml'), is_train=False)
+    assert opt['path']['pretrain_network_g'] == str(REPO / 'weights' / 'ssr_lite_x4.pth')
+    net = AMFUNet(**{k: v for k, v in opt['network_g'].items() if k != 'type'})
+    state = torch.load(WEIGHTS / 'ssr_lite_x4.pth', weights_only=True)[opt['path']['param_key_g']]
+    net.load_state_dict(state, strict=True)
+    assert opt['path']['pretrain_network_e'] == str(REPO / 'weights' / 'dkenet_f32_x4_sv.pth')
+    assert opt['path']['pretrain_network_sr'] == str(REPO / 'weights' / 'nbsr_sft_delta_x4_sv.pth')
+
+
+def test_every_shipped_file_is_small_enough_for_git():
+    sizes = {p.name: p.stat().st_size for p in WEIGHTS.glob('*.pth')}
+    assert sizes and all(size < 20 * 2**20 for size in sizes.values()), sizes
