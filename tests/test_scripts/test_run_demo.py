@@ -34,3 +34,24 @@ def test_demo_from_scratch(tmp_path, monkeypatch):
     assert 'blind path (I^T) psnr' in log and '# niqe:' in log and '# stlpips:' in log
     for figure in ('kernel_true', 'depth', 'svkr_strip', 'crops'):
         assert cv2.imread(str(root / 'results/demo_x4/figures' / f'{figure}.png')) is not None
+
+
+def test_midas_option_files_switch_both_models_to_midas_depth(tmp_path):
+    from ssr.utils.options import load_options
+
+    weights = tmp_path / 'midas_small.pt'
+    weights.write_bytes(b'not read here')
+    ssr_opt, blind_opt = load_script('run_demo').midas_options(tmp_path / 'opts', weights, 'midas_v21_small_256')
+    ssr = load_options(str(ssr_opt), is_train=False)
+    blind = load_options(str(blind_opt), is_train=False)
+    assert ssr['conditions']['depth'] == 'midas' and ssr['conditions']['iterations'] == 3
+    assert blind['svkr']['depth'] == 'midas' and blind['svkr']['iterations'] == 3
+    for opt in (ssr, blind):
+        assert opt['network_d'] == {'type': 'MiDaSDepth', 'variant': 'midas_v21_small_256',
+                                    'weights_path': str(weights.resolve())}
+    assert ssr['name'] == 'demo_SSR_x4' and ssr['path']['pretrain_network_g'].endswith('weights/ssr_lite_x4.pth')
+
+
+def test_a_missing_midas_file_is_an_error_naming_the_flag(tmp_path, caplog):
+    assert load_script('run_demo').main(['--midas', str(tmp_path / 'absent.pt')]) == 2
+    assert '--midas' in caplog.text
