@@ -63,8 +63,6 @@ def rows(args: argparse.Namespace):
     opt.update(num_gpu=1 if args.device.startswith('cuda') else 0, dist=False, rank=0, world_size=1, is_train=False)
     if opt.get('model_type') != 'SSRModel' or (opt.get('conditions') or {}).get('source') != 'svkr':
         raise ValueError(f'{args.opt}: benchmark.py needs an SSRModel option file with conditions.source: svkr')
-    if (opt['conditions'].get('depth') == 'midas') and 'network_d' in opt:
-        opt['network_d'] = {**opt['network_d'], 'weights_path': None}
     torch.manual_seed(0)
     model = build_model(opt)
     device, n, s = model.device, args.lr_size, opt['scale']

@@ -10,6 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 import yaml
 
 import ssr  # noqa: F401  (compatibility fixes and registries)
@@ -69,3 +70,13 @@ def load_script(name: str):
         sys.modules[module_name] = module
         spec.loader.exec_module(module)
     return sys.modules[module_name]
+
+
+@pytest.fixture
+def no_download(tmp_path, monkeypatch):
+    """Points the torch hub cache at an empty folder and fails the test if anything was written there."""
+    home = tmp_path / 'torch_home'
+    monkeypatch.setenv('TORCH_HOME', str(home))
+    monkeypatch.setattr(torch.hub, '_hub_dir', str(home / 'hub'))
+    yield home
+    assert not home.exists(), 'the test touched the torch hub cache (a download was attempted)'

@@ -20,15 +20,6 @@ def backbone(tmp_path_factory):
     return path, state
 
 
-@pytest.fixture
-def no_download(tmp_path, monkeypatch):
-    home = tmp_path / 'torch_home'
-    monkeypatch.setenv('TORCH_HOME', str(home))
-    monkeypatch.setattr(torch.hub, '_hub_dir', str(home / 'hub'))
-    yield home
-    assert not home.exists(), 'LPIPS touched the torch hub cache'
-
-
 def _images(seed: int = 0):
     rng = np.random.default_rng(seed)
     return rng.integers(0, 256, (40, 48, 3), dtype=np.uint8), rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)

@@ -32,15 +32,6 @@ def files(tmp_path_factory):
     return folder
 
 
-@pytest.fixture
-def no_download(tmp_path, monkeypatch):
-    home = tmp_path / 'torch_home'
-    monkeypatch.setenv('TORCH_HOME', str(home))
-    monkeypatch.setattr(torch.hub, '_hub_dir', str(home / 'hub'))
-    yield home
-    assert not home.exists(), 'the metric touched the torch hub cache'
-
-
 def photo() -> np.ndarray:
     return np.ascontiguousarray(skdata.astronaut()[::4, ::4, ::-1])  # (128, 128, 3) BGR
 

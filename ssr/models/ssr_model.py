@@ -349,8 +349,9 @@ class SSRModel(SVSRModel):
         img = tensor2img([sr_estimate.detach().cpu()])
         gt = getattr(self, 'gt', None)
         if gt is not None:
+            pair = {'img': img, 'img2': tensor2img([gt.detach().cpu()])}
             for name, metric_opt in (self.opt['val'].get('metrics') or {}).items():
-                value = calculate_metric({'img': img, 'img2': tensor2img([gt.detach().cpu()])}, metric_opt)
+                value = calculate_metric(pair, metric_opt)
                 state['blind'][name] = state['blind'].get(name, 0.0) + float(value)
             state['blind_count'] += 1
         if state['save'] and self.lq_path is not None:
