@@ -1,10 +1,10 @@
-"""Benchmark the spatially variant blur + subsampling operator (``ssr.data.sv_blur``) per method and device.
+"""Benchmark the spatially variant blur + subsampling operator (``ssr.ops.sv_blur``) per method and device.
 
 Prints two markdown tables:
 
 1. throughput in HR patches per second for a batch of ``--batch`` RGB patches of ``--size``^2 pixels, k x k
    kernels, scale s; once with the kernel field given (the operator alone) and once including the construction of
-   the field from random per-pixel Gaussian parameters (``ssr.data.kernel_field.kernel_field_from_params``);
+   the field from random per-pixel Gaussian parameters (``ssr.ops.kernel_field.kernel_field_from_params``);
 2. peak memory for one ``--peak-size``^2 image: on the CPU the growth of the process's peak resident set (VmHWM in
    /proc/self/status, in a fresh subprocess per measurement, since tracemalloc does not see torch's allocations);
    on CUDA ``torch.cuda.max_memory_allocated``.
@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ssr.data.sv_blur import AUTO_METHOD, METHODS, sv_blur_downsample
+from ssr.ops.sv_blur import AUTO_METHOD, METHODS, sv_blur_downsample
 from ssr.utils.process_memory import reset_peak_rss, status_kb
 
 REPO = Path(__file__).resolve().parents[1]
@@ -71,9 +71,9 @@ def field_from_random_params(batch: int, k: int, scale: int, h: int, w: int, gen
     u1, u2, u_theta = torch.rand(3, batch, h, w, generator=generator, device=device)
     sigma1, sigma2, theta = 0.2 + 3.8 * u1, 0.2 + 3.8 * u2, math.pi * u_theta
     try:
-        from ssr.data.kernel_field import kernel_field_from_params
+        from ssr.ops.kernel_field import kernel_field_from_params
     except ImportError:
-        from ssr.data.kernels import gaussian_kernels
+        from ssr.ops.kernels import gaussian_kernels
         kernels = gaussian_kernels(sigma1, sigma2, theta, k, scale)  # (B, h, w, k, k)
         return kernels.flatten(-2).permute(0, 3, 1, 2).contiguous()
     return kernel_field_from_params(sigma1, sigma2, theta, k, scale)

@@ -5,7 +5,7 @@ Example::
     python scripts/fit_kernel_pca.py --output experiments/pretrained_models/kernel_pca_k21_x4_L15.pth
 
 The file holds ``{'mean', 'components', 'kernel_size', 'explained_variance_ratio'}`` and is read with
-``ssr.data.kernel_pca.KernelPCA.load``. Kernels are anisotropic Gaussians with sigma1, sigma2 ~ U[sigma range]
+``ssr.ops.kernel_pca.KernelPCA.load``. Kernels are anisotropic Gaussians with sigma1, sigma2 ~ U[sigma range]
 (standard deviations in HR pixels), theta ~ U[0, pi), a fraction of them isotropic, all centred at (s - 1) / 2.
 """
 from __future__ import annotations
@@ -18,8 +18,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ssr.data.kernel_pca import KernelPCA
-from ssr.data.kernels import gaussian_kernels
+from ssr.ops.kernel_pca import KernelPCA
+from ssr.ops.kernels import gaussian_kernels
 
 logger = logging.getLogger('fit_kernel_pca')
 

@@ -34,7 +34,7 @@ correlation followed by ``[::s]`` subsampling; MANet pads by replication, ssr by
   ``sig_min``/``sig_max`` range included) with the same theta convention as ssr; its isotropic ones take a std.
   :func:`manet_variances_to_ssr_sigmas` converts.
 - **Kernel codes.** ``pca_matrix`` is MANet's (k*k, L) PCA basis stored as (1, k*k, L, 1, 1); codes are per pixel,
-  ``code = K^T P`` with *no* mean subtraction (ssr's :class:`~ssr.data.kernel_pca.KernelPCA` subtracts a mean), on
+  ``code = K^T P`` with *no* mean subtraction (ssr's :class:`~ssr.ops.kernel_pca.KernelPCA` subtracts a mean), on
   kernels in MANet's layout.
 """
 from __future__ import annotations

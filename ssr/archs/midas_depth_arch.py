@@ -34,7 +34,7 @@ from torch.nn import functional as F
 from ssr.archs.dpt import INPUT_MULTIPLE, MidasDepthNet
 from ssr.archs.midas_backbones import BeitBackbone, EfficientNetLiteBackbone, Swin2Backbone, ViTBackbone
 from ssr.archs.midas_checkpoint import midas_beit_to_ssr, midas_swin_to_ssr, midas_timm1_to_ssr, unwrap_state_dict
-from ssr.data.depth_utils import normalize_depth
+from ssr.ops.depth_utils import normalize_depth
 from ssr.utils.checkpoint import load_state_dict_strict
 
 __all__ = ['MiDaSDepth', 'MidasVariant', 'MIDAS_VARIANTS', 'build_midas_net', 'midas_input_size', 'RESIZE_METHODS']

@@ -3,7 +3,7 @@
 NBSR *is* BasicSR's ``RRDBNet`` (a subclass, so the trunk keeps exactly its parameter names: ``conv_first``,
 ``body.{i}.rdb{1,2,3}.conv{1..5}``, ``conv_body``, ``conv_up1``, ``conv_up2``, ``conv_hr``, ``conv_last``) plus:
 
-- ``pca``: a :class:`~ssr.data.kernel_pca.KernelPCA` whose buffers turn the kernel field (B, k*k, h, w) into codes
+- ``pca``: a :class:`~ssr.ops.kernel_pca.KernelPCA` whose buffers turn the kernel field (B, k*k, h, w) into codes
   (B, L, h, w); saved with the weights.
 - ``sft.{i}``: SFT layers conditioned on the codes (and a constant noise-level map), applied at the LR feature
   level: ``sft.{i}`` before RRDB block i for i < num_block, and ``sft.{num_block}`` on the trunk output after
@@ -29,8 +29,8 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from ssr.archs.sft import SFTLayer
-from ssr.data.kernel_pca import KernelPCA
-from ssr.data.kernels import gaussian_kernels
+from ssr.ops.kernel_pca import KernelPCA
+from ssr.ops.kernels import gaussian_kernels
 
 __all__ = ['NBSR', 'default_kernel_pca']
 
@@ -48,7 +48,7 @@ def default_kernel_pca(kernel_size: int = 21, scale: int = 4, num_components: in
 
     Sample: 4000 kernels from ``torch.Generator().manual_seed(0)``; sigma1, sigma2 ~ U[0.2, 4.0] (standard
     deviations, HR pixels), theta ~ U[0, pi), 20% isotropic (sigma2 = sigma1), centred at (s - 1) / 2
-    (:func:`ssr.data.kernels.gaussian_kernels`), built in float64.
+    (:func:`ssr.ops.kernels.gaussian_kernels`), built in float64.
 
     Args:
         kernel_size: k, odd.

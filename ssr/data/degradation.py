@@ -13,7 +13,7 @@ Option block (every key optional; defaults cover x4 blind SR with k = 21)::
         mode_prob: [0.2, 0.3, 0.5]
         sigma_range: [0.2, 4.0]        # Gaussian std in HR pixels (all modes)
         anisotropy_range: [0.5, 1.0]   # sigma2 / sigma1 (random, depth)
-        kernel_list: [iso, aniso]      # uniform: shapes of ssr.data.kernels.random_mixed_kernels
+        kernel_list: [iso, aniso]      # uniform: shapes of ssr.ops.kernels.random_mixed_kernels
         kernel_prob: [0.5, 0.5]
         betag_range: [0.5, 4.0]        # uniform: generalized-Gaussian shape
         betap_range: [1.0, 2.0]        # uniform: plateau shape
@@ -22,7 +22,7 @@ Option block (every key optional; defaults cover x4 blind SR with k = 21)::
         motion_sigma_range: [0.5, 2.0] # depth: motion std along its angle, HR pixels
         gaussian8_sigmas: [1.8, 3.2]   # gaussian8: DCLS test kernels, 8 isotropic widths in this range
       noise: {gaussian_prob: 0.5, gaussian_sigma_range: [1, 30], poisson_prob: 0.0, poisson_scale_range: [0.05, 3],
-              gray_prob: 0.4}          # see ssr.data.noise.sample_noise_params; gaussian_sigma_range in 0-255 units
+              gray_prob: 0.4}          # see ssr.ops.noise.sample_noise_params; gaussian_sigma_range in 0-255 units
       jpeg: {prob: 0.0, quality_range: [30, 95]}
       synthetic_depth_kinds: [plane, gradient, blobs]   # when no depth map is given
 """
@@ -35,14 +35,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ssr.data.depth_utils import depth_to_lr_grid
-from ssr.data.jpeg import jpeg_compress, sample_jpeg_quality
-from ssr.data.kernel_field import (kernel_field_from_params, sample_depth_kernel_params, sample_smooth_params,
+from ssr.ops.depth_utils import depth_to_lr_grid
+from ssr.ops.jpeg import jpeg_compress, sample_jpeg_quality
+from ssr.ops.kernel_field import (kernel_field_from_params, sample_depth_kernel_params, sample_smooth_params,
                                    uniform_kernel_field)
-from ssr.data.kernels import KERNEL_TYPES, isotropic_gaussian_kernels, random_mixed_kernels
-from ssr.data.noise import apply_noise, sample_noise_params
-from ssr.data.sv_blur import sv_blur_downsample
-from ssr.data.synthetic_depth import DEPTH_KINDS, synthetic_depth
+from ssr.ops.kernels import KERNEL_TYPES, isotropic_gaussian_kernels, random_mixed_kernels
+from ssr.ops.noise import apply_noise, sample_noise_params
+from ssr.ops.sv_blur import sv_blur_downsample
+from ssr.ops.synthetic_depth import DEPTH_KINDS, synthetic_depth
 
 KERNEL_MODES = ('uniform', 'random', 'depth', 'gaussian8')
 KERNEL_DEFAULTS: dict[str, Any] = {

@@ -148,7 +148,7 @@ class SVDegradationDataset(data.Dataset):
             if self.depth_source == 'none':
                 depth = torch.full((1, self.gt_size, self.gt_size), CONSTANT_DEPTH)
             else:
-                from ssr.data.synthetic_depth import synthetic_depth
+                from ssr.ops.synthetic_depth import synthetic_depth
 
                 depth = synthetic_depth(1, self.gt_size, self.gt_size, g, self.degradation.depth_kinds)[0]
         sample = {'gt': img, 'depth': depth, 'seed': torch.tensor(seed, dtype=torch.int64),

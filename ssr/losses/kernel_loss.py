@@ -5,7 +5,7 @@ import torch
 from basicsr.utils.registry import LOSS_REGISTRY
 from torch import Tensor, nn
 
-from ssr.data.sv_blur import sv_blur_downsample
+from ssr.ops.sv_blur import sv_blur_downsample
 
 FIELD_CRITERIA = ('l1', 'mse', 'charbonnier')
 

@@ -8,7 +8,7 @@ from basicsr.losses import build_loss
 from basicsr.utils.registry import MODEL_REGISTRY
 from tqdm import tqdm
 
-from ssr.data.sv_blur import sv_blur_downsample
+from ssr.ops.sv_blur import sv_blur_downsample
 from ssr.metrics.kernel_error import kernel_mse, kernel_psnr
 from ssr.models.network_calls import estimate_kernel
 from ssr.models.sv_sr_model import SVSRModel

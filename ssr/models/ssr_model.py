@@ -21,7 +21,7 @@ from torch.nn import functional as F
 
 from ssr.archs.first_stage import load_first_stage
 from ssr.metrics.kernel_error import kernel_mse, kernel_psnr
-from ssr.models.color_correction import COLOR_FIXES, apply_color_fix
+from ssr.ops.color_correction import COLOR_FIXES, apply_color_fix
 from ssr.models.diffusion_sampling import (SAMPLER_KINDS, build_scheduler, build_train_scheduler, diffusion_config,
                                            sample_latents)
 from ssr.models.latent_tiling import TiledUNet, tiled_decode
@@ -71,7 +71,7 @@ class SSRModel(SVSRModel):
             latent tiles with the whole image's condition features cropped per tile and blends the noise with
             Gaussian weights; decoding is tiled the same way (:mod:`ssr.models.latent_tiling`). Both must be
             multiples of the UNet's 2**(n-1). ``color_fix: none | adain | wavelet`` corrects the decoded SR towards
-            the bicubic-upsampled LR (:mod:`ssr.models.color_correction`).
+            the bicubic-upsampled LR (:mod:`ssr.ops.color_correction`).
         train: ``optim_g``, ``ema_decay``, ``grad_clip``, ``reg_weights: [l1, l2, l3]`` (default 0), ``bf16``
             (autocast on CUDA only), ``depth_dropout`` (probability per image of a random constant depth map with
             ``conditions.source: data``, so the model also runs with ``depth: none``; default 0).

@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 import torch
 
-from ssr.data.depth_utils import depth_dropout
+from ssr.ops.depth_utils import depth_dropout
 from ssr.models.sv_synthesis import build_synthesis, synthesize
 from ssr.models.training_utils import check_finite, clip_gradients
 

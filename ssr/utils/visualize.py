@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 from torch import Tensor
 
-from ssr.data.kernels import kernel_moments
+from ssr.ops.kernels import kernel_moments
 
 COLORMAPS = {'viridis': cv2.COLORMAP_VIRIDIS, 'inferno': cv2.COLORMAP_INFERNO, 'magma': cv2.COLORMAP_MAGMA,
              'turbo': cv2.COLORMAP_TURBO}

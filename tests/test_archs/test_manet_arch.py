@@ -12,7 +12,7 @@ from basicsr.models.base_model import BaseModel
 
 from ssr.archs.manet_arch import (MANetBlindSR, MANetEstimator, MANetSR, manet_field_to_ssr,
                                   manet_variances_to_ssr_sigmas, ssr_field_to_manet)
-from ssr.data.kernels import gaussian_kernels
+from ssr.ops.kernels import gaussian_kernels
 from tests.test_archs.arch_testing import ArchTesterMixin
 
 FIXTURE = Path(__file__).resolve().parents[1] / 'data' / 'official_keys' / 'manet_stage3.json'

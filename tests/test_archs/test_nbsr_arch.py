@@ -7,8 +7,8 @@ from basicsr.archs.rrdbnet_arch import RRDBNet
 from basicsr.models.base_model import BaseModel
 
 from ssr.archs.nbsr_arch import NBSR, _default_pca_buffers, default_kernel_pca
-from ssr.data.kernel_pca import KernelPCA
-from ssr.data.kernels import gaussian_kernels
+from ssr.ops.kernel_pca import KernelPCA
+from ssr.ops.kernels import gaussian_kernels
 from tests.test_archs.arch_testing import ArchTesterMixin
 
 K = 5

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from ssr.data.degradation import SVDegradation
-from ssr.data.sv_blur import sv_blur_downsample
+from ssr.ops.sv_blur import sv_blur_downsample
 
 
 def test_lr_is_the_returned_field_applied_to_gt():

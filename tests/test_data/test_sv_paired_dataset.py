@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from ssr.data.mmsr_lmdb import write_mmsr_lmdb
-from ssr.data.sv_blur import sv_blur_downsample
+from ssr.ops.sv_blur import sv_blur_downsample
 from ssr.data.sv_paired_dataset import SVPairedDataset, load_kernel_field
 from tests.conftest import photo
 from tests.test_scripts.test_generate_sv_testset import generate

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ssr.data.kernel_pca import KernelPCA
+from ssr.ops.kernel_pca import KernelPCA
 
 SCRIPT = Path(__file__).resolve().parents[2] / 'scripts' / 'fit_kernel_pca.py'
 

@@ -71,7 +71,7 @@ def test_svkr_strip(testset, tmp_path):
 
 
 def test_variance_of_known_gaussians():
-    from ssr.data.kernels import gaussian_kernels
+    from ssr.ops.kernels import gaussian_kernels
 
     k = gaussian_kernels(torch.tensor([1.0, 2.0]), torch.tensor([1.0, 1.5]), 0.0, 21, 4)
     field = k.reshape(2, 441, 1, 1).expand(2, 441, 3, 3)

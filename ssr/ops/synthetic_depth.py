@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ssr.data.depth_utils import normalize_depth
-from ssr.data.kernels import _uniform
+from ssr.ops.depth_utils import normalize_depth
+from ssr.ops._checks import _uniform
 
 DEPTH_KINDS: tuple[str, ...] = ('plane', 'gradient', 'blobs')
 _MAX_BLOBS = 5

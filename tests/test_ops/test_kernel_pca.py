@@ -6,8 +6,8 @@ import math
 import pytest
 import torch
 
-from ssr.data.kernel_pca import KernelPCA
-from ssr.data.kernels import gaussian_kernels
+from ssr.ops.kernel_pca import KernelPCA
+from ssr.ops.kernels import gaussian_kernels
 
 K, SCALE = 21, 4
 

@@ -27,6 +27,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from ssr.ops._checks import Number, _check_non_negative, _check_positive, _check_range, _uniform
+
 KERNEL_TYPES: tuple[str, ...] = (
     'iso', 'aniso', 'generalized_iso', 'generalized_aniso', 'plateau_iso', 'plateau_aniso', 'motion')
 
@@ -35,34 +37,11 @@ KERNEL_TYPES: tuple[str, ...] = (
 DEFAULT_KERNEL_LIST: tuple[str, ...] = KERNEL_TYPES[:6]
 DEFAULT_KERNEL_PROB: tuple[float, ...] = (0.45, 0.25, 0.12, 0.03, 0.12, 0.03)
 
-Number = float | int
 
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Input checks and grids
 # ---------------------------------------------------------------------------------------------------------------------
-def _check_positive(name: str, value: Tensor | Number) -> None:
-    """Raise ``ValueError`` unless every entry of ``value`` is > 0 (NaN fails too)."""
-    value = torch.as_tensor(value)
-    if value.numel() and not bool((value > 0).all()):
-        bad = value[~(value > 0)].flatten()[0].item()
-        raise ValueError(f'{name} must be > 0, got {bad}')
-
-
-def _check_non_negative(name: str, value: Tensor | Number) -> None:
-    """Raise ``ValueError`` unless every entry of ``value`` is >= 0 (NaN fails too)."""
-    value = torch.as_tensor(value)
-    if value.numel() and not bool((value >= 0).all()):
-        bad = value[~(value >= 0)].flatten()[0].item()
-        raise ValueError(f'{name} must be >= 0, got {bad}')
-
-
-def _check_range(name: str, value_range: Sequence[float], low: float = -math.inf) -> None:
-    """Raise ``ValueError`` unless ``value_range`` is ``(lo, hi)`` with ``low <= lo <= hi``."""
-    if len(value_range) != 2 or not low <= value_range[0] <= value_range[1]:
-        raise ValueError(f'{name} must be (lo, hi) with {low} <= lo <= hi, got {tuple(value_range)}')
-
-
 def _resolve(*values: Tensor | Number, dtype: torch.dtype | None,
              device: torch.device | str | None) -> tuple[torch.dtype, torch.device]:
     """Pick dtype / device: explicit arguments first, then the first floating tensor input, then float32 / CPU."""
@@ -331,13 +310,6 @@ def delta_kernel(kernel_size: int = 21, offset: tuple[int, int] = (0, 0), *, dty
 # ---------------------------------------------------------------------------------------------------------------------
 # Sampling
 # ---------------------------------------------------------------------------------------------------------------------
-def _uniform(shape: tuple[int, ...], value_range: Sequence[float], generator: torch.Generator | None) -> Tensor:
-    """Uniform draws on the generator's device (CPU without one), so results do not depend on the target device."""
-    device = generator.device if generator is not None else torch.device('cpu')
-    low, high = value_range
-    return torch.rand(shape, generator=generator, device=device, dtype=torch.float32) * (high - low) + low
-
-
 def _sample_beta(batch: int, beta_range: Sequence[float], generator: torch.Generator | None) -> Tensor:
     """Shape exponents as in BasicSR's samplers: half below 1 (heavier / sharper), half above 1, when 1 is inside
     the range; otherwise uniform over it. Always consumes the same number of draws."""

@@ -1,4 +1,4 @@
-"""Tests for ``ssr.data.kernels``: analytic facts (sums, symmetry, moments) and BasicSR's Gaussian formula."""
+"""Tests for ``ssr.ops.kernels``: analytic facts (sums, symmetry, moments) and BasicSR's Gaussian formula."""
 
 import math
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from ssr.data.kernels import (KERNEL_TYPES, covariance_to_gaussian_params, delta_kernel, gaussian_covariance,
+from ssr.ops.kernels import (KERNEL_TYPES, covariance_to_gaussian_params, delta_kernel, gaussian_covariance,
                               gaussian_kernels, generalized_gaussian_kernels, isotropic_gaussian_kernels,
                               kernel_moments, kernel_params_from_moments, motion_kernels, plateau_kernels,
                               random_mixed_kernels)

@@ -1,13 +1,13 @@
-"""Tests for ``ssr.data.kernel_field``: building fields, smooth random parameters and the depth defocus model."""
+"""Tests for ``ssr.ops.kernel_field``: building fields, smooth random parameters and the depth defocus model."""
 
 import math
 
 import pytest
 import torch
 
-from ssr.data.kernel_field import (depth_to_kernel_params, kernel_field_from_params, sample_depth_kernel_params,
+from ssr.ops.kernel_field import (depth_to_kernel_params, kernel_field_from_params, sample_depth_kernel_params,
                                    sample_smooth_params, uniform_kernel_field)
-from ssr.data.kernels import covariance_to_gaussian_params, gaussian_covariance, gaussian_kernels
+from ssr.ops.kernels import covariance_to_gaussian_params, gaussian_covariance, gaussian_kernels
 
 
 def _random_params(batch: int, h: int, w: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

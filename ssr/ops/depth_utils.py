@@ -9,11 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-
-def _check_depth(depth: Tensor) -> None:
-    if not isinstance(depth, Tensor) or depth.dim() != 4 or depth.shape[1] != 1:
-        shape = tuple(depth.shape) if isinstance(depth, Tensor) else type(depth).__name__
-        raise ValueError(f'depth must be a (B, 1, H, W) tensor, got {shape}')
+from ssr.ops._checks import _check_depth
 
 
 def normalize_depth(depth: Tensor, low_pct: float = 2.0, high_pct: float = 98.0) -> Tensor:

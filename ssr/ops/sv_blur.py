@@ -19,7 +19,7 @@ Notation (used in every docstring of this module):
     =========  ==========================================================
 
 A delta kernel (``K[r*k + r] = 1``) therefore returns ``HR[:, :, ::s, ::s]`` exactly. The centring of a Gaussian
-kernel at offset (s - 1) / 2 is the kernel sampler's job (``ssr.data.kernels``), not this module's.
+kernel at offset (s - 1) / 2 is the kernel sampler's job (``ssr.ops.kernels``), not this module's.
 
 Implementations (all exact, they differ only in speed and peak memory):
 

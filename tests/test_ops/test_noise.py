@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ssr.data.noise import (NOISE_OPT_DEFAULTS, NoiseParams, add_gaussian_noise, add_poisson_noise, apply_noise,
+from ssr.ops.noise import (NOISE_OPT_DEFAULTS, NoiseParams, add_gaussian_noise, add_poisson_noise, apply_noise,
                             poisson_noise_level, sample_noise_params)
 
 

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from ssr.data.jpeg import jpeg_compress, sample_jpeg_quality
+from ssr.ops.jpeg import jpeg_compress, sample_jpeg_quality
 
 
 def textured_image(batch: int = 1, size: int = 64, dtype=torch.float32) -> torch.Tensor:

@@ -1,6 +1,6 @@
 """PCA of blur kernels: the kernel codes (B, L, h, w) that networks condition on instead of (B, k*k, h, w) fields.
 
-Kernels are flattened row-major to k*k vectors, as in the kernel field convention (``ssr.data.sv_blur``). The PCA
+Kernels are flattened row-major to k*k vectors, as in the kernel field convention (``ssr.ops.sv_blur``). The PCA
 matrix is fitted once (``scripts/fit_kernel_pca.py``) and then lives as buffers of the network that uses it, so it
 is saved with that network's ``state_dict``.
 

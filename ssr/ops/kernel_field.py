@@ -1,7 +1,7 @@
 """Spatially variant Gaussian kernel fields on the LR grid: building them from per-pixel parameters, and sampling those
 parameters (smooth random fields, or a depth-driven defocus + motion model).
 
-Sampling functions take a ``generator``; building functions are deterministic. Notation as in ``ssr.data.kernels``:
+Sampling functions take a ``generator``; building functions are deterministic. Notation as in ``ssr.ops.kernels``:
 
 ==========  ==================================================================================================
 symbol      meaning
@@ -22,9 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ssr.data.depth_utils import _check_depth
-from ssr.data.kernels import (_check_non_negative, _check_positive, _check_range, _uniform,
-                              covariance_to_gaussian_params, gaussian_covariance, kernel_offsets)
+from ssr.ops._checks import _check_depth, _check_non_negative, _check_positive, _check_range, _uniform
+from ssr.ops.kernels import covariance_to_gaussian_params, gaussian_covariance, kernel_offsets
 
 Number = float | int
 
@@ -51,7 +50,7 @@ def _chunks(batch: int, pixels: int, taps: int, max_elements: int) -> list[tuple
 
 def kernel_field_from_params(sigma1: Tensor, sigma2: Tensor, theta: Tensor, kernel_size: int = 21, scale: int = 4, *,
                              max_chunk_elements: int | None = None) -> Tensor:
-    """Per-pixel anisotropic Gaussian kernels, the field form of ``ssr.data.kernels.gaussian_kernels``.
+    """Per-pixel anisotropic Gaussian kernels, the field form of ``ssr.ops.kernels.gaussian_kernels``.
 
     The log-weights ``-0.5 q`` of every tap are one small matrix product, ``q = A x^2 + 2 B xy + C y^2`` with the
     closed-form precision ``Sigma^-1 = [[A, B], [B, C]]`` per pixel and the tap monomials ``(x^2, 2xy, y^2)``
@@ -222,7 +221,7 @@ def depth_to_kernel_params(depth: Tensor, focus: Tensor | Number, sigma_min: Ten
     (sigma1 >= sigma2, theta in (-pi/2, pi/2], theta = 0 where the kernel is isotropic).
 
     Args:
-        depth: ``(B, 1, h, w)`` relative inverse depth in [0, 1] on the LR grid (``ssr.data.depth_utils.
+        depth: ``(B, 1, h, w)`` relative inverse depth in [0, 1] on the LR grid (``ssr.ops.depth_utils.
             depth_to_lr_grid`` brings an HR depth there). Every other argument is a float (all images), a per-image
             ``(B,)`` tensor or a per-pixel ``(B, h, w)`` tensor.
         focus: In-focus depth f, in [0, 1].

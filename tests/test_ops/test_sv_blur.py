@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ssr.data.kernels import gaussian_kernels
-from ssr.data.sv_blur import (AUTO_METHOD, METHODS, PAD_MODES, pad_hr, pad_hr_adjoint, sv_blur_downsample,
+from ssr.ops.kernels import gaussian_kernels
+from ssr.ops.sv_blur import (AUTO_METHOD, METHODS, PAD_MODES, pad_hr, pad_hr_adjoint, sv_blur_downsample,
                               sv_blur_downsample_adjoint)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ssr.models.color_correction import adain_color_fix, wavelet_color_fix, wavelet_decompose
+from ssr.ops.color_correction import adain_color_fix, wavelet_color_fix, wavelet_decompose
 from tests.test_models.test_ssr_model import batch, build, sample, tiny_opt
 
 

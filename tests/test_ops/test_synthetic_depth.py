@@ -1,10 +1,10 @@
-"""Tests for ``ssr.data.synthetic_depth`` and ``ssr.data.depth_utils``."""
+"""Tests for ``ssr.ops.synthetic_depth`` and ``ssr.ops.depth_utils``."""
 
 import pytest
 import torch
 
-from ssr.data.depth_utils import depth_to_lr_grid, normalize_depth
-from ssr.data.synthetic_depth import DEPTH_KINDS, synthetic_depth
+from ssr.ops.depth_utils import depth_to_lr_grid, normalize_depth
+from ssr.ops.synthetic_depth import DEPTH_KINDS, synthetic_depth
 
 
 def _depth(seed: int, **kwargs) -> torch.Tensor:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ssr.data.depth_utils import depth_dropout
+from ssr.ops.depth_utils import depth_dropout
 
 
 def _depth(b: int = 64) -> torch.Tensor:
