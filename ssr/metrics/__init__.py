@@ -13,7 +13,7 @@ from ssr.metrics.depth_error import depth_abs_rel
 from ssr.metrics.kernel_error import kernel_mse, kernel_psnr
 from ssr.metrics.lpips_metric import calculate_lpips  # noqa: F401  (registers LPIPS)
 from ssr.metrics.no_reference import calculate_clipiqa, calculate_musiq  # noqa: F401  (registers MUSIQ, CLIP-IQA)
-from ssr.metrics.perceptual import calculate_stlpips  # noqa: F401  (registers ST-LPIPS)
+from ssr.metrics.st_lpips import calculate_stlpips  # noqa: F401  (registers ST-LPIPS)
 
 __all__ = ['calculate_kernel_mse', 'calculate_kernel_psnr', 'calculate_depth_abs_rel', 'depth_abs_rel', 'kernel_mse',
            'kernel_psnr']

@@ -19,7 +19,7 @@ import torch
 from basicsr.utils.registry import METRIC_REGISTRY
 from torch import nn
 
-from ssr.metrics.perceptual import _bgr_uint8_to_tensor
+from ssr.metrics.st_lpips import _bgr_uint8_to_tensor
 
 __all__ = ['LPIPS_NETS', 'build_lpips', 'calculate_lpips']
 

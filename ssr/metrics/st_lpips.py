@@ -39,7 +39,7 @@ def _import_stlpips() -> types.ModuleType:
             __import__(module_name)
         except ImportError:
             placeholder = types.ModuleType(module_name)
-            placeholder.__doc__ = f'Placeholder from ssr.metrics.perceptual: {module_name} is not installed.'
+            placeholder.__doc__ = f'Placeholder from ssr.metrics.st_lpips: {module_name} is not installed.'
 
             def _unavailable(*args, _name=f'{module_name}.{attr}', **kwargs):
                 raise RuntimeError(f'{_name} is a placeholder (the package is not installed)')

@@ -9,7 +9,7 @@ import pytest
 import torch
 from basicsr.metrics import calculate_metric
 
-from ssr.metrics.perceptual import build_stlpips, stlpips_weights_file
+from ssr.metrics.st_lpips import build_stlpips, stlpips_weights_file
 from tests.conftest import photo
 
 NETS = ('alex', 'vgg')
@@ -98,7 +98,7 @@ def test_placeholders_do_not_leak():
     """Other code probing for IPython must still find it absent after the ST-LPIPS import."""
     import sys
 
-    from ssr.metrics.perceptual import _import_stlpips
+    from ssr.metrics.st_lpips import _import_stlpips
 
     _import_stlpips()
     docs = [(sys.modules[name].__doc__ or '') for name in ('IPython', 'torchsummary') if name in sys.modules]
