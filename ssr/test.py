@@ -9,13 +9,16 @@ import sys
 if __package__ in (None, ''):
     sys.path[0] = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
-import ssr  # noqa: E402,F401
+import ssr  # noqa: E402,F401  (ssr.compat.apply(): the fixes run as basicsr.test is imported below)
 from basicsr.test import test_pipeline  # noqa: E402
+
+from ssr.compat import register  # noqa: E402
 
 from ssr.utils.paths import repo_root  # noqa: E402
 
 
 def main() -> None:
+    register()  # ssr's archs, datasets, models, losses and metrics: an import error surfaces here, by name
     test_pipeline(str(repo_root()))
 
 

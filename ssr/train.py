@@ -11,13 +11,16 @@ if __package__ in (None, ''):
     # like common top-level packages: data, models, ...)
     sys.path[0] = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
-import ssr  # noqa: E402,F401  (compatibility fixes and registries before basicsr.train runs)
+import ssr  # noqa: E402,F401  (ssr.compat.apply(): the fixes run as basicsr.train is imported below)
 from basicsr.train import train_pipeline  # noqa: E402
+
+from ssr.compat import register  # noqa: E402
 
 from ssr.utils.paths import repo_root  # noqa: E402
 
 
 def main() -> None:
+    register()  # ssr's archs, datasets, models, losses and metrics: an import error surfaces here, by name
     train_pipeline(str(repo_root()))
 
 

@@ -8,13 +8,13 @@ from basicsr.losses import build_loss
 from basicsr.utils.registry import MODEL_REGISTRY
 from tqdm import tqdm
 
+from ssr.metrics.condition_metrics import ConditionMetrics
+from ssr.models.base_model import SVBaseModel
+from ssr.pipelines.svkr import estimate_kernel
+from ssr.ops.depth_utils import CONSTANT_DEPTH
 from ssr.ops.sv_blur import sv_blur_downsample
-from ssr.metrics.kernel_error import kernel_mse, kernel_psnr
-from ssr.models.network_calls import estimate_kernel
-from ssr.models.sv_sr_model import SVSRModel
 
 VAL_METRICS = ('kernel_mse', 'kernel_psnr', 'lr_psnr')
-CONSTANT_DEPTH = 0.5
 
 
 def _psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -22,7 +22,7 @@ def _psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 @MODEL_REGISTRY.register()
-class KernelEstimatorModel(SVSRModel):
+class KernelEstimatorModel(SVBaseModel):
     """Trains ``network_g`` to estimate the kernel field of an LR image (optionally from depth).
 
     Options:
@@ -38,7 +38,11 @@ class KernelEstimatorModel(SVSRModel):
     Validation (needs ``gt`` and ``kernel`` in the data) reports ``kernel_mse``, ``kernel_psnr`` (peak = largest
     true tap) and ``lr_psnr`` (PSNR of the re-degraded HR against the clean LR); ``val.metrics`` is not used.
 
-    Overrides: init_training_settings, optimize_parameters, test, nondist_validation, get_current_visuals.
+    Training settings are the base's (:meth:`~ssr.models.base_model.SVBaseModel.init_training_settings`: EMA with
+    ``train.ema_decay``, loaded from ``params_ema`` of a pretrained ``network_g``; optimizers; schedulers) with the
+    losses above.
+
+    Overrides: setup_losses, optimize_parameters, test, nondist_validation, get_current_visuals.
     """
 
     def __init__(self, opt: dict):
@@ -47,24 +51,15 @@ class KernelEstimatorModel(SVSRModel):
             raise ValueError(f"depth_input {self.depth_input!r} not in ('data', 'none')")
         super().__init__(opt)
 
-    def init_training_settings(self) -> None:
+    def setup_losses(self) -> None:
+        """The kernel-field loss and the optional LR consistency loss, instead of SRModel's pixel losses."""
         train = self.opt['train']
         if not train.get('kernel_opt'):
             raise ValueError('train.kernel_opt is required for KernelEstimatorModel (e.g. {type: KernelFieldLoss})')
-        self.net_g.train()
-        self.ema_decay = train.get('ema_decay', 0)
-        if self.ema_decay > 0:
-            from basicsr.archs import build_network
-
-            self.net_g_ema = build_network(self.opt['network_g']).to(self.device)
-            self.model_ema(0)
-            self.net_g_ema.eval()
         self.cri_kernel = build_loss(train['kernel_opt']).to(self.device)
         self.cri_consistency = build_loss(train['consistency_opt']).to(self.device) if train.get(
             'consistency_opt') else None
         self.grad_clip = train.get('grad_clip')
-        self.setup_optimizers()
-        self.setup_schedulers()
 
     def _depth(self, current_iter: int | None = None) -> torch.Tensor | None:
         """The depth given to the network: constant without depth, with ``train.depth_dropout`` while training."""
@@ -98,8 +93,8 @@ class KernelEstimatorModel(SVSRModel):
             self.best_metric_results[dataset_name] = {
                 m: {'better': 'lower' if m == 'kernel_mse' else 'higher', 'val': float('inf') if m == 'kernel_mse'
                     else float('-inf'), 'iter': -1} for m in VAL_METRICS}
-        totals = dict.fromkeys(VAL_METRICS, 0.0)
-        count = 0
+        metrics = ConditionMetrics()
+        metrics.start()
         use_pbar = self.opt['val'].get('pbar', False)
         for data in tqdm(dataloader, unit='image', disable=not use_pbar):
             self.feed_data(data)
@@ -107,12 +102,10 @@ class KernelEstimatorModel(SVSRModel):
                 raise ValueError(f'validation set {dataset_name} must provide gt and kernel (dataroot_kernel)')
             self.test()
             scale = self.opt.get('scale', 4)
-            totals['kernel_mse'] += float(kernel_mse(self.output, self.kernel).sum())
-            totals['kernel_psnr'] += float(kernel_psnr(self.output, self.kernel).sum())
-            totals['lr_psnr'] += float(_psnr(sv_blur_downsample(self.gt, self.output, scale),
-                                             sv_blur_downsample(self.gt, self.kernel, scale)).sum())
-            count += self.lq.shape[0]
-        self.metric_results = {m: v / max(count, 1) for m, v in totals.items()}
+            metrics.add_kernel(self.output, self.kernel, strict=True)
+            metrics.add('lr_psnr', _psnr(sv_blur_downsample(self.gt, self.output, scale),
+                                         sv_blur_downsample(self.gt, self.kernel, scale)))
+        self.metric_results = metrics.finish(VAL_METRICS)
         for metric, value in self.metric_results.items():
             self._update_best_metric_result(dataset_name, metric, value, current_iter)
         self._log_validation_metric_values(current_iter, dataset_name, tb_logger)

@@ -7,9 +7,9 @@ import torch
 from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
 
-from ssr.models.network_calls import super_resolve
-from ssr.models.sv_sr_model import SVSRModel
+from ssr.models.base_model import SVBaseModel
 from ssr.models.training_utils import freeze_except
+from ssr.pipelines.svkr import super_resolve
 
 
 def perturb_kernel(kernel: torch.Tensor, strength: float, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -27,7 +27,7 @@ def perturb_kernel(kernel: torch.Tensor, strength: float, generator: torch.Gener
 
 
 @MODEL_REGISTRY.register()
-class NonBlindSRModel(SVSRModel):
+class NonBlindSRModel(SVBaseModel):
     """Trains a kernel-conditioned SR network (``network_g``, e.g. NBSR) with the data's ground-truth kernels.
 
     Options (``train`` block, beyond SRModel's): ``kernel_noise`` (float, default 0: std of multiplicative log-noise

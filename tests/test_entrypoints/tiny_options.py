@@ -1,4 +1,8 @@
-"""Tiny option trees for the entry-point tests (a 1-block RRDBNet with 8 features on 32-pixel crops)."""
+"""Tiny option trees for the entry-point tests (a 1-block RRDBNet with 8 features on 32-pixel crops).
+
+Training uses ssr's ``SVSRModel`` (BasicSR's ``SRModel`` recipe on ssr's base model: AdamW, exact resumption, DDP
+on CPU); testing uses basicsr's own, unmodified ``SRModel``, so both kinds of model are run through the entry points.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,7 +10,7 @@ from pathlib import Path
 
 def tiny_train_options(data: Path, name: str, total_iter: int = 20, save_freq: int = 10) -> dict:
     return {
-        'name': name, 'model_type': 'SRModel', 'scale': 4, 'num_gpu': 0, 'manual_seed': 123,
+        'name': name, 'model_type': 'SVSRModel', 'scale': 4, 'num_gpu': 0, 'manual_seed': 123,
         'datasets': {
             'train': {'name': 'tiny', 'type': 'PairedImageDataset', 'dataroot_gt': str(data / 'hr'),
                       'dataroot_lq': str(data / 'lr'), 'io_backend': {'type': 'disk'}, 'gt_size': 32,

@@ -1,16 +1,23 @@
-"""Exact, device-independent resumption for ``basicsr.train.train_pipeline``.
+"""Exact, device-independent resumption for ``basicsr.train.train_pipeline``, and ssr's option parser.
 
 basicsr 1.4.2 resumes only on CUDA (``torch.cuda.current_device()``), looks for training states relative to the
 working directory, restarts the interrupted epoch from its first batch and forgets the RNG states, so a resumed run
-sees other data than an uninterrupted one. The replacements here fix all four:
+sees other data than an uninterrupted one. :func:`apply` rebinds module-level names of ``basicsr.train`` (and the
+option parser of ``basicsr.test``) so that both pipelines, run by ``ssr/train.py`` / ``ssr/test.py``, use:
 
-    - :func:`load_resume_state` reads ``<root>/experiments/<name>/training_states`` on any device,
-      with ``weights_only=True``;
-    - :class:`ResumableEnlargedSampler` skips the batches the interrupted epoch already consumed and tells the
+    - :func:`~ssr.utils.options.parse_options`: ``_base_`` inheritance, validation, root-relative paths;
+    - :func:`load_resume_state`: reads ``<root>/experiments/<name>/training_states`` on any device, with
+      ``weights_only=True``;
+    - :class:`ResumableEnlargedSampler`: skips the batches the interrupted epoch already consumed and tells the
       dataset the epoch (datasets with ``set_epoch`` seed their samples from ``(seed, epoch, index)``);
-    - the number of epochs is computed from the batches the loader really yields (basicsr assumes
-      ``ceil(samples / batch)`` although its loader drops the last partial batch, so small sets stopped early);
-    - the training state carries the python / numpy / torch RNG states (``ssr.compat.save_training_state``).
+    - a ``create_train_val_dataloader`` that computes the number of epochs from the batches the loader really yields
+      (basicsr assumes ``ceil(samples / batch)`` although its loader drops the last partial batch, so small sets
+      stopped early) and seeds every dataset from ``manual_seed``;
+    - :func:`copy_opt_file`: writes the resolved options (``_base_`` merged) into the experiment folder.
+
+The training state also carries the python / numpy / torch RNG states; that part is a method of ssr's models
+(:meth:`ssr.models.base_model.SVBaseModel.save_training_state`), not a patch. Nothing here imports basicsr at module
+level: :func:`apply` runs from the post-import hook of :func:`ssr.compat.apply`.
 """
 from __future__ import annotations
 
@@ -18,30 +25,43 @@ import math
 import os
 import re
 
-from basicsr.data.data_sampler import EnlargedSampler
+from torch.utils.data import Sampler
 
 RESUME_KEY = 'resume_position'
 
 
-class ResumableEnlargedSampler(EnlargedSampler):
-    """``EnlargedSampler`` that can skip the first ``skip`` indices of its next epoch and forwards the epoch."""
+class ResumableEnlargedSampler(Sampler):
+    """basicsr's ``EnlargedSampler`` that can skip the first ``skip`` indices of its next epoch and forwards the epoch.
+
+    Same constructor as ``basicsr.data.data_sampler.EnlargedSampler`` (``basicsr.train`` builds it by that name);
+    the index order is that sampler's, which it wraps.
+
+    Args:
+        dataset: the training set.
+        num_replicas: world size.
+        rank: rank of this process.
+        ratio: ``dataset_enlarge_ratio``.
+    """
 
     def __init__(self, dataset, num_replicas: int, rank: int, ratio: int = 1):
-        super().__init__(dataset, num_replicas, rank, ratio)
+        from basicsr.data.data_sampler import EnlargedSampler
+
+        self.sampler = EnlargedSampler(dataset, num_replicas, rank, ratio)
+        self.dataset = dataset
         self.skip = 0
 
     def set_epoch(self, epoch: int) -> None:
-        super().set_epoch(epoch)
+        self.sampler.set_epoch(epoch)
         if hasattr(self.dataset, 'set_epoch'):
             self.dataset.set_epoch(epoch)
 
     def __iter__(self):
-        indices = list(super().__iter__())
+        indices = list(iter(self.sampler))
         skip, self.skip = self.skip, 0
         return iter(indices[skip:])
 
     def __len__(self) -> int:
-        return self.num_samples - self.skip
+        return len(self.sampler) - self.skip
 
 
 def latest_state(training_states: str) -> str | None:
@@ -88,6 +108,7 @@ def wrap_create_train_val_dataloader(original):
                 logger.info(f'Resuming inside epoch {position["epoch"]}: skipping its first {consumed} batches.')
         return result
 
+    create_train_val_dataloader.ssr_wrapped = True
     return create_train_val_dataloader
 
 
@@ -112,8 +133,8 @@ def copy_opt_file(opt_file: str, experiments_root: str) -> None:
         f.write(header + text)
 
 
-def patch_pipelines() -> None:
-    """Install the replacements above (and ssr's ``parse_options``) into ``basicsr.train`` and ``basicsr.test``."""
+def apply() -> None:
+    """Install the replacements above into ``basicsr.train`` and ``basicsr.test`` (idempotent)."""
     import basicsr.test
     import basicsr.train
 
@@ -124,7 +145,6 @@ def patch_pipelines() -> None:
     basicsr.train.load_resume_state = load_resume_state
     basicsr.train.copy_opt_file = copy_opt_file
     basicsr.train.EnlargedSampler = ResumableEnlargedSampler
-    if not getattr(basicsr.train.create_train_val_dataloader, '_ssr_wrapped', False):
-        wrapped = wrap_create_train_val_dataloader(basicsr.train.create_train_val_dataloader)
-        wrapped._ssr_wrapped = True
-        basicsr.train.create_train_val_dataloader = wrapped
+    if not getattr(basicsr.train.create_train_val_dataloader, 'ssr_wrapped', False):
+        basicsr.train.create_train_val_dataloader = wrap_create_train_val_dataloader(
+            basicsr.train.create_train_val_dataloader)
