@@ -2,9 +2,12 @@
 
 The base network is a plain diffusers ``UNet2DModel`` on ``concat(z_t, z_lr)`` (LDM-SR conditioning), held as
 ``self.unet`` so that its state-dict keys stay diffusers' (a pretrained ``UNet2DModel`` loads into it with
-``net.unet.load_state_dict(...)``). AMF (:class:`~ssr.archs.amf.MultiModalAMF`) is injected through forward hooks that
-this instance registers on the output of each chosen UNet block ("site"): ``down{i}``, ``mid``, ``up{j}``. The hooks
-read the encoder features of the current call from the instance and are a no-op when ``self.unet`` is called alone.
+``net.unet.load_state_dict(...)``). :meth:`AMFUNet.forward` walks the UNet's blocks itself, in the order of
+diffusers' ``UNet2DModel.forward``, and runs each chosen block ("site": ``down{i}``, ``mid``, ``up{j}``) through its
+:class:`AMFSite` wrapper, which applies the block and then AMF (:class:`~ssr.archs.amf.MultiModalAMF`, Eq. 3) to its
+output with the encoder features passed in as an argument. No state lives on the instance between calls, so replicas
+(``copy.deepcopy``, ``nn.DataParallel``, ``torch.compile``) compute the same output, and ``self.unet`` called alone
+is the plain base UNet.
 
 Each site uses the encoder level whose stride matches the site's output, so no resizing happens at run time:
 
@@ -23,7 +26,6 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from functools import partial
 from typing import Sequence
 
 import torch
@@ -36,7 +38,7 @@ from ssr.archs.amf import MODALITIES, MultiModalAMF
 from ssr.archs.condition_encoders import DepthEncoder, KernelEncoder, LREncoder
 from ssr.archs.sft import resize_to
 
-__all__ = ['AMFUNet', 'AMFUNetOutput']
+__all__ = ['AMFSite', 'AMFUNet', 'AMFUNetOutput']
 
 
 @dataclass
@@ -78,6 +80,55 @@ def _site_channels(site: str, chs: Sequence[int]) -> int:
 
 def _default_widths(chs: Sequence[int], div: int) -> list[int]:
     return [max(c // div, 1) for c in chs]
+
+
+class AMFSite(MultiModalAMF):
+    """Wrapper of one UNet block ("site") with AMF on its output (Eq. 4): runs the block, then Eq. 3.
+
+    It owns only the AMF layers (keys ``layers.{i}.*``, as :class:`~ssr.archs.amf.MultiModalAMF`); the block stays in
+    the base UNet, which keeps its diffusers keys, and is handed to :meth:`wrap` at call time together with the
+    features of that call. The block's output keeps its diffusers structure:
+
+    - down block: ``(hidden, res_samples)``; the last of ``res_samples`` is the block output that feeds the up path's
+      skip connection, so it becomes the modulated ``hidden`` as well;
+    - mid and up blocks: ``hidden``.
+
+    Args:
+        site: ``down{i}``, ``mid`` or ``up{j}``.
+        level: encoder level whose stride matches the block output (see the module table).
+        feat_ch: channels of the block output.
+        cond_chs: channels of each modality's level-``level`` features, in the order of ``MODALITIES``.
+        **amf_kwargs: keyword arguments of :class:`~ssr.archs.amf.AMF`.
+
+    Raises:
+        ValueError: on a ``site`` that is not ``down*``, ``mid`` or ``up*``, or as :class:`~ssr.archs.amf.AMF`.
+    """
+
+    def __init__(self, *, site: str, level: int, feat_ch: int, cond_chs: Sequence[int], **amf_kwargs) -> None:
+        super().__init__(feat_ch=feat_ch, cond_chs=cond_chs, **amf_kwargs)
+        if site != 'mid' and not site.startswith(('down', 'up')):
+            raise ValueError(f'AMFSite: site {site!r} is none of down<i>, mid, up<j>')
+        self.site, self.level = site, level
+
+    def wrap(self, block: nn.Module, features: Sequence[Sequence[Tensor]], *args, **kwargs):
+        """Returns ``block(*args, **kwargs)`` with its hidden states modulated by level ``self.level`` of ``features``.
+
+        Args:
+            block: the UNet block of this site.
+            features: ``[f1, f2, f3]``, each a list of per-level (B, D_l, h_l, w_l) maps (AMFUNet's
+                ``encode_conditions``).
+            *args, **kwargs: the block's own arguments.
+
+        Returns:
+            The block's output, structured as the block returns it, hidden states (B, feat_ch, H, W) modulated.
+        """
+        output = block(*args, **kwargs)
+        conds = [feats[self.level] for feats in features]
+        if not self.site.startswith('down'):
+            return self(output, conds)
+        hidden, res_samples = output
+        hidden = self(hidden, conds)
+        return hidden, (*res_samples[:-1], hidden)
 
 
 @ARCH_REGISTRY.register()
@@ -136,6 +187,11 @@ class AMFUNet(ModelMixin, ConfigMixin):
         if len(down_block_types) != n or len(up_block_types) != n:
             raise ValueError(f'AMFUNet: down_block_types {list(down_block_types)} and up_block_types '
                              f'{list(up_block_types)} need one entry per block_out_channels ({n})')
+        skip_blocks = [t for t in (*down_block_types, *up_block_types) if 'Skip' in t]
+        if skip_blocks:
+            # diffusers' Skip* blocks carry a 3-channel image path, which needs in = out = 3 channels
+            raise ValueError(f'AMFUNet: block types {skip_blocks} are not supported (their skip path needs 3 input and '
+                             f'3 output channels, the AMF-UNet has latent_channels + lr_latent_channels inputs)')
         lr_latent_channels = lr_latent_channels or latent_channels
         if block_out_channels[0] < latent_channels:
             # measured: a 32-wide first level on the 48-channel pixel-unshuffle latent plateaued at eps-MSE ~0.4
@@ -161,45 +217,77 @@ class AMFUNet(ModelMixin, ConfigMixin):
         self.depth_encoder = DepthEncoder(channels=widths['depth'])
         self.lr_encoder = LREncoder(in_ch=lr_in_ch, block_out_channels=widths['lr'],
                                     layers_per_block=lr_layers_per_block, norm_num_groups=norm_num_groups)
-        self.encoders = {'kernel': self.kernel_encoder, 'depth': self.depth_encoder, 'lr': self.lr_encoder}
 
-        # 3. AMF per site, and the hooks that apply it
+        # 3. AMF per site: a wrapper that the forward runs each chosen block through
         self.amf_levels = amf_levels
         self.site_levels = {s: _site_level(s, n) for s in amf_levels}
         self.amf = nn.ModuleDict()
         for site in amf_levels:
             lvl = self.site_levels[site]
-            self.amf[site] = MultiModalAMF(
-                feat_ch=_site_channels(site, block_out_channels), cond_chs=[widths[m][lvl] for m in MODALITIES],
-                hidden_ch=amf_hidden, norm=amf_norm, num_groups=norm_num_groups, kernel_size=amf_kernel_size,
-                zero_init=True)
-        self._amf_conds: list[list[Tensor]] | None = None
-        for site in amf_levels:
-            self._site_module(site).register_forward_hook(partial(self._amf_hook, site))
+            self.amf[site] = AMFSite(
+                site=site, level=lvl, feat_ch=_site_channels(site, block_out_channels),
+                cond_chs=[widths[m][lvl] for m in MODALITIES], hidden_ch=amf_hidden, norm=amf_norm,
+                num_groups=norm_num_groups, kernel_size=amf_kernel_size, zero_init=True)
 
         if freeze_base:
             self.unet.requires_grad_(False)
         # init: diffusers' defaults for the UNet; encoders and AMF initialise themselves (AMF output convs at zero,
         # so the network starts as the base UNet with normalised block outputs).
 
-    def _site_module(self, site: str) -> nn.Module:
-        if site == 'mid':
-            return self.unet.mid_block
-        blocks = self.unet.down_blocks if site.startswith('down') else self.unet.up_blocks
-        return blocks[_site_index(site)]
+    def _run_block(self, site: str, block: nn.Module, features: list[list[Tensor]], *args, **kwargs):
+        """``block(*args, **kwargs)``, through the site's :class:`AMFSite` when AMF is placed there."""
+        if site in self.amf:
+            return self.amf[site].wrap(block, features, *args, **kwargs)
+        return block(*args, **kwargs)
 
-    def _amf_hook(self, site: str, module: nn.Module, args, output):
-        """Applies AMF to a block's output; down blocks also hand the modulated map to their skip connection."""
-        if self._amf_conds is None:
-            return output
-        conds = [feats[self.site_levels[site]] for feats in self._amf_conds]
-        if not isinstance(output, tuple):
-            return self.amf[site](output, conds)
-        hidden = self.amf[site](output[0], conds)
-        rest = list(output[1:])
-        if site.startswith('down'):
-            rest[0] = tuple(rest[0][:-1]) + (hidden,)
-        return (hidden, *rest)
+    def _denoise(self, sample: Tensor, timestep: Tensor | int, features: list[list[Tensor]]) -> Tensor:
+        """The base UNet's forward (diffusers ``UNet2DModel.forward``) with AMF after the chosen blocks (Eq. 4).
+
+        What this leaves out of diffusers' version is absent from the base UNet by construction: input centring,
+        Fourier time embedding and class embedding are off (diffusers' defaults), and ``Skip*`` blocks are refused in
+        ``__init__``.
+
+        Args:
+            sample: (B, C + C_lr, h, w) ``concat(z_t, z_lr)``.
+            timestep: (B,) or scalar timestep(s).
+            features: ``[f1, f2, f3]`` from :meth:`encode_conditions`.
+
+        Returns:
+            (B, C, h, w) prediction.
+        """
+        unet = self.unet
+        # 1. time embedding
+        timesteps = timestep
+        if not torch.is_tensor(timesteps):
+            timesteps = torch.tensor([timesteps], dtype=torch.long, device=sample.device)
+        elif timesteps.ndim == 0:
+            timesteps = timesteps[None].to(sample.device)
+        timesteps = timesteps * torch.ones(sample.shape[0], dtype=timesteps.dtype, device=timesteps.device)
+        # the projection is float32; diffusers casts it to ``unet.dtype`` (its first floating parameter's dtype), read
+        # here from the time embedding itself: the same dtype, and it also works in nn.DataParallel replicas, whose
+        # parameter-less modules make diffusers' ``dtype`` lookup fail
+        emb_dtype = unet.time_embedding.linear_1.weight.dtype
+        emb = unet.time_embedding(unet.time_proj(timesteps).to(dtype=emb_dtype))
+
+        # 2. down path; every down block hands its resnet (and downsampler) outputs to the up path
+        sample = unet.conv_in(sample)
+        res_stack = (sample,)
+        for i, block in enumerate(unet.down_blocks):
+            sample, res_samples = self._run_block(f'down{i}', block, features, hidden_states=sample, temb=emb)
+            res_stack += res_samples
+
+        # 3. mid
+        if unet.mid_block is not None:
+            sample = self._run_block('mid', unet.mid_block, features, sample, emb)
+
+        # 4. up path, popping the skip connections
+        for j, block in enumerate(unet.up_blocks):
+            res_samples = res_stack[-len(block.resnets):]
+            res_stack = res_stack[:-len(block.resnets)]
+            sample = self._run_block(f'up{j}', block, features, sample, res_samples, emb)
+
+        # 5. output
+        return unet.conv_out(unet.conv_act(unet.conv_norm_out(sample)))
 
     def _check_inputs(self, z_t: Tensor, z_lr: Tensor) -> None:
         cfg = self.config
@@ -219,7 +307,7 @@ class AMFUNet(ModelMixin, ConfigMixin):
         Sampling calls this once and reuses the result at every step (``forward(..., features=...)``).
         """
         conds = {'kernel': kernel, 'depth': depth, 'lr': lr}
-        return [self.encoders[m](resize_to(conds[m], size)) for m in MODALITIES]
+        return [getattr(self, f'{m}_encoder')(resize_to(conds[m], size)) for m in MODALITIES]
 
     def forward(self, z_t: Tensor, t: Tensor | int, z_lr: Tensor, kernel: Tensor | None = None,
                 depth: Tensor | None = None, lr: Tensor | None = None,
@@ -247,10 +335,6 @@ class AMFUNet(ModelMixin, ConfigMixin):
             if kernel is None or depth is None or lr is None:
                 raise ValueError('AMFUNet: give kernel, depth and lr, or precomputed features')
             features = self.encode_conditions(kernel, depth, lr, tuple(z_t.shape[-2:]))
-        # 2. run the UNet; its hooks read the features of this call (Eq. 4)
-        self._amf_conds = features
-        try:
-            sample = self.unet(torch.cat([z_t, z_lr.to(z_t.dtype)], dim=1), t).sample
-        finally:
-            self._amf_conds = None
+        # 2. run the UNet with AMF after the chosen blocks, the features passed along (Eq. 4)
+        sample = self._denoise(torch.cat([z_t, z_lr.to(z_t.dtype)], dim=1), t, features)
         return AMFUNetOutput(sample=sample, features=features)

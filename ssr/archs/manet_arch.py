@@ -51,6 +51,7 @@ from basicsr.archs.arch_util import default_init_weights
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import Tensor, nn
 
+from ssr.archs.maconv import MAConv
 from ssr.utils.checkpoint import safe_torch_load
 
 __all__ = [
@@ -206,52 +207,14 @@ def _sequential(*modules: nn.Module) -> nn.Module:
     return modules[0] if len(modules) == 1 else nn.Sequential(*modules)
 
 
-class _MAConv(nn.Module):
-    """Mutual affine convolution: each channel split is modulated by the other splits, then convolved.
-
-    ``out_i = conv_i(x_i * sigmoid(scale_i) + shift_i)`` with ``(scale_i, shift_i) = fc_i(concat(x_j, j != i))``.
-    """
-
-    def __init__(self, *, in_ch: int, out_ch: int, kernel_size: int, split: int, reduction: int) -> None:
-        super().__init__()
-        if split < 2:
-            raise ValueError(f'split must be >= 2, got {split}')
-        self.in_splits = self._splits(in_ch, split)
-        out_splits = self._splits(out_ch, split)
-        for i, (cin, cout) in enumerate(zip(self.in_splits, out_splits)):
-            rest = in_ch - cin
-            hidden = rest // reduction
-            if cin < 1 or cout < 1 or hidden < 1:
-                raise ValueError(f'MAConv({in_ch} -> {out_ch}, split={split}, reduction={reduction}) leaves an empty '
-                                 f'split or hidden layer')
-            setattr(self, f'fc{i}', nn.Sequential(
-                nn.Conv2d(rest, hidden, 1), nn.ReLU(inplace=True), nn.Conv2d(hidden, 2 * cin, 1)))
-            setattr(self, f'conv{i}', nn.Conv2d(cin, cout, kernel_size, padding=kernel_size // 2))
-
-    @staticmethod
-    def _splits(channels: int, split: int) -> list[int]:
-        sizes = [round(channels / split) for _ in range(split - 1)]
-        return sizes + [channels - sum(sizes)]
-
-    def forward(self, x: Tensor) -> Tensor:
-        parts = torch.split(x, self.in_splits, dim=1)
-        out = []
-        for i, part in enumerate(parts):
-            others = torch.cat(parts[:i] + parts[i + 1:], dim=1)
-            scale, shift = getattr(self, f'fc{i}')(others).chunk(2, dim=1)
-            out.append(getattr(self, f'conv{i}')(part * torch.sigmoid(scale) + shift))
-        return torch.cat(out, dim=1)
-
-
 class _MABlock(nn.Module):
-    """``x + MAConv(ReLU(MAConv(x)))``."""
+    """``x + MAConv(ReLU(MAConv(x)))`` with MANet's split rounding and key names (``res.{0,2}.fc{i}``, ``conv{i}``)."""
 
     def __init__(self, *, channels: int, split: int, reduction: int) -> None:
         super().__init__()
-        self.res = nn.Sequential(
-            _MAConv(in_ch=channels, out_ch=channels, kernel_size=3, split=split, reduction=reduction),
-            nn.ReLU(inplace=True),
-            _MAConv(in_ch=channels, out_ch=channels, kernel_size=3, split=split, reduction=reduction))
+        opts = dict(in_ch=channels, out_ch=channels, kernel_size=3, split=split, reduction=reduction,
+                    split_rounding='round', module_names='manet')
+        self.res = nn.Sequential(MAConv(**opts), nn.ReLU(inplace=True), MAConv(**opts))
 
     def forward(self, x: Tensor) -> Tensor:
         return x + self.res(x)

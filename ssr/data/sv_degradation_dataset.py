@@ -11,10 +11,10 @@ from torch.utils import data
 from ssr.data.degradation import SVDegradation
 from ssr.data.image_io import hwc_to_chw_tensor
 from ssr.data.image_source import ImageSource, backend_of
+from ssr.ops.depth_utils import CONSTANT_DEPTH
 
 SYNTHESIS = ('worker', 'model')
 DEPTH_SOURCES = ('file', 'synthetic', 'none')
-CONSTANT_DEPTH = 0.5
 
 
 def sample_seed(seed: int, epoch: int, index: int) -> int:

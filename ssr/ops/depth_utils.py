@@ -11,6 +11,10 @@ from torch import Tensor
 
 from ssr.ops._checks import _check_depth
 
+# The depth value networks see when no depth is used (``depth: none`` in an option file; the paper's no-depth
+# ablation): a constant map of this value, halfway between far (0) and near (1) on the normalised inverse-depth scale.
+CONSTANT_DEPTH = 0.5
+
 
 def normalize_depth(depth: Tensor, low_pct: float = 2.0, high_pct: float = 98.0) -> Tensor:
     """Map each image's ``low_pct`` / ``high_pct`` percentiles to 0 / 1 and clamp, so a few outlier pixels (sky,

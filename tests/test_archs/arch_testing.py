@@ -21,6 +21,7 @@ import torch
 from basicsr.utils.registry import ARCH_REGISTRY
 
 import ssr  # noqa: F401
+from ssr.models.base_model import SVBaseModel
 
 
 def tensors_of(out) -> list[torch.Tensor]:
@@ -34,6 +35,15 @@ def tensors_of(out) -> list[torch.Tensor]:
     if isinstance(out, (list, tuple)):
         return [t for v in out for t in tensors_of(v)]
     return []
+
+
+def checkpoint_model(tmp_path) -> SVBaseModel:
+    """ssr's model base (around a tiny RRDBNet) for its ``save_network`` / ``load_network``: atomic writes under
+    ``tmp_path``, ``weights_only`` reads, the network's ``adapt_state_dict`` and one strict key report."""
+    tiny_rrdb = {'type': 'RRDBNet', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 4, 'num_block': 1, 'num_grow_ch': 4,
+                 'scale': 4}
+    return SVBaseModel({'num_gpu': 0, 'is_train': False, 'dist': False, 'network_g': tiny_rrdb,
+                        'path': {'models': str(tmp_path)}})
 
 
 class ArchTesterMixin:
@@ -78,9 +88,7 @@ class ArchTesterMixin:
             torch.testing.assert_close(x, y, rtol=0, atol=0)
 
     def test_state_dict_round_trip(self, tmp_path):
-        from basicsr.models.base_model import BaseModel
-
-        model = BaseModel({'num_gpu': 0, 'is_train': False, 'dist': False, 'path': {'models': str(tmp_path)}})
+        model = checkpoint_model(tmp_path)
         net, other = self.build(), self.build()
         with torch.no_grad():
             for p in other.parameters():

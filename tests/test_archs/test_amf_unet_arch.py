@@ -1,12 +1,18 @@
-"""AMFUNet: shared arch checks, zero-init equivalence to the base UNet, freezing, diffusers save/load, bad inputs."""
+"""AMFUNet: shared arch checks, zero-init equivalence to the base UNet, an independent forward-hook reference, replicas
+(deepcopy, DataParallel, torch.compile), freezing, diffusers save/load, bad inputs."""
 from __future__ import annotations
 
 import copy
+import shutil
+from collections import OrderedDict
+from pathlib import Path
 
 import pytest
 import torch
 from basicsr.utils.registry import ARCH_REGISTRY
+from torch import nn
 
+import ssr.archs
 from ssr.archs.amf_unet_arch import AMFUNet, AMFUNetOutput
 from tests.test_archs.arch_testing import ArchTesterMixin
 
@@ -98,7 +104,7 @@ def test_precomputed_features_give_the_same_output():
         torch.testing.assert_close(net(x['z_t'], x['t'], x['z_lr'], features=feats).sample, net(**x).sample)
 
 
-def test_deepcopy_owns_its_hooks():
+def test_deepcopy_owns_its_amf():
     net = build(amf_norm='none').eval()
     twin = copy.deepcopy(net)
     with torch.no_grad():
@@ -108,6 +114,131 @@ def test_deepcopy_owns_its_hooks():
         assert (twin(**x).sample - net(**x).sample).abs().max() > 1e-4
         base = net.unet(torch.cat([x['z_t'], x['z_lr']], 1), x['t']).sample
         torch.testing.assert_close(net(**x).sample, base, rtol=0, atol=0)
+
+
+def trained(**overrides) -> AMFUNet:
+    """A tiny AMFUNet whose AMF layers modulate (random output convs, BatchNorm statistics), in eval mode."""
+    net = build(**overrides).eval()
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for amf in net.amf.values():
+            for layer in amf.layers:
+                for mlp in (layer.alpha, layer.beta):
+                    mlp[2].weight.copy_(0.1 * torch.randn(mlp[2].weight.shape, generator=g))
+                if isinstance(layer.norm, nn.BatchNorm2d):
+                    layer.norm.running_mean.copy_(0.3 * torch.randn(layer.norm.running_mean.shape, generator=g))
+                    layer.norm.running_var.uniform_(0.5, 2.0, generator=g)
+    return net
+
+
+def hooked_reference(net: AMFUNet, x: dict) -> torch.Tensor:
+    """Independent reference of Eq. 4: diffusers' own ``UNet2DModel.forward`` with AMF added by forward hooks on the
+    chosen blocks (the old design, kept here as a test oracle only); a down block's last skip becomes its output."""
+    features = net.encode_conditions(x['kernel'], x['depth'], x['lr'], tuple(x['z_t'].shape[-2:]))
+
+    def hook(site, module, args, output):
+        conds = [feats[net.site_levels[site]] for feats in features]
+        if site.startswith('down'):
+            hidden = net.amf[site](output[0], conds)
+            return hidden, (*output[1][:-1], hidden)
+        return net.amf[site](output, conds)
+
+    handles = []
+    for site in net.amf_levels:
+        block = (net.unet.mid_block if site == 'mid' else
+                 (net.unet.down_blocks if site.startswith('down') else net.unet.up_blocks)[int(site.lstrip('downup'))])
+        handles.append(block.register_forward_hook(lambda m, a, o, site=site: hook(site, m, a, o)))
+    try:
+        return net.unet(torch.cat([x['z_t'], x['z_lr']], 1), x['t']).sample
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+@pytest.mark.parametrize('overrides', [{}, {'amf_norm': 'group', 'amf_kernel_size': 3}, {'amf_levels': ['down1', 'up0']}],
+                         ids=['batch-all-sites', 'group-3x3', 'two-sites'])
+def test_output_equals_the_hooked_diffusers_forward(overrides):
+    net = trained(**overrides)
+    x = tiny_inputs()
+    with torch.no_grad():
+        expected = hooked_reference(net, x)
+        assert (expected - net.unet(torch.cat([x['z_t'], x['z_lr']], 1), x['t']).sample).abs().max() > 1e-2
+        torch.testing.assert_close(net(**x).sample, expected, rtol=0, atol=0)
+
+
+def test_scalar_timesteps_broadcast_as_in_diffusers():
+    net = trained()
+    x = tiny_inputs()
+    with torch.no_grad():
+        for t in (7, torch.tensor(7)):
+            torch.testing.assert_close(net(**{**x, 't': t}).sample, net(**{**x, 't': torch.tensor([7, 7])}).sample,
+                                       rtol=0, atol=0)
+
+
+def replicate_like_data_parallel(net: nn.Module) -> nn.Module:
+    """One replica as ``torch.nn.parallel.replicate`` builds it (shallow ``__dict__`` copies of every module, children
+    rewired to their replicas, parameters and buffers as copies), without the CUDA broadcast it needs."""
+    modules = list(net.modules())
+    replicas = {id(m): m._replicate_for_data_parallel() for m in modules}
+    for module in modules:
+        replica = replicas[id(module)]
+        replica._former_parameters = OrderedDict()
+        for key, child in module._modules.items():
+            setattr(replica, key, None if child is None else replicas[id(child)])
+        for key, param in module._parameters.items():
+            setattr(replica, key, None if param is None else param.detach().clone())
+        for key, buf in module._buffers.items():
+            setattr(replica, key, None if buf is None else buf.clone())
+    return replicas[id(net)]
+
+
+def test_a_data_parallel_replica_applies_its_own_amf():
+    net = trained()
+    x = tiny_inputs()
+    with torch.no_grad():
+        expected = net(**x).sample
+        replica = replicate_like_data_parallel(net)
+        for amf in net.amf.values():  # the original's AMF is zeroed: the replica must not read it
+            for layer in amf.layers:
+                layer.alpha[2].weight.zero_()
+                layer.beta[2].weight.zero_()
+        assert (net(**x).sample - expected).abs().max() > 1e-2
+        torch.testing.assert_close(replica(**x).sample, expected, rtol=0, atol=0)
+
+
+def test_data_parallel_on_the_cpu_gives_the_same_output():
+    net = trained()
+    x = tiny_inputs()
+    with torch.no_grad():
+        torch.testing.assert_close(nn.DataParallel(net, device_ids=[])(**x).sample, net(**x).sample, rtol=0, atol=0)
+
+
+def test_deepcopy_gives_the_same_output():
+    net = trained()
+    x = tiny_inputs()
+    with torch.no_grad():
+        torch.testing.assert_close(copy.deepcopy(net)(**x).sample, net(**x).sample, rtol=0, atol=0)
+
+
+@pytest.mark.slow
+def test_torch_compile_gives_the_same_output():
+    if shutil.which('cc') is None and shutil.which('gcc') is None:
+        pytest.skip('torch.compile on the CPU needs a C compiler')
+    net = trained()
+    x = tiny_inputs()
+    torch._dynamo.reset()
+    with torch.no_grad():
+        expected = net(**x).sample
+        base = net.unet(torch.cat([x['z_t'], x['z_lr']], 1), x['t']).sample
+        compiled = torch.compile(net)(**x).sample
+    assert (expected - base).abs().max() > 1e-2
+    torch.testing.assert_close(compiled, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_no_forward_hooks_in_the_archs():
+    sources = sorted(Path(ssr.archs.__file__).parent.glob('*.py'))
+    assert sources
+    assert [p.name for p in sources if 'register_forward' in p.read_text()] == []
 
 
 def test_save_pretrained_round_trip(tmp_path):
@@ -128,7 +259,9 @@ def test_save_pretrained_round_trip(tmp_path):
     ({'down_block_types': ['DownBlock2D']}, 'one entry per block_out_channels'),
     ({'depth_encoder_channels': (4,)}, r'depth encoder channels \[4\] need one entry per level'),
     ({'amf_norm': 'instance'}, "'instance' not in"),
-], ids=['amf_levels', 'block_types', 'encoder_levels', 'amf_norm'])
+    ({'down_block_types': ['SkipDownBlock2D', 'DownBlock2D'], 'up_block_types': ['UpBlock2D', 'UpBlock2D']},
+     r"\['SkipDownBlock2D'\] are not supported"),
+], ids=['amf_levels', 'block_types', 'encoder_levels', 'amf_norm', 'skip_blocks'])
 def test_bad_arguments(overrides, match):
     with pytest.raises(ValueError, match=match):
         build(**overrides)

@@ -7,10 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from basicsr.models.base_model import BaseModel
 
 from ssr.archs.dcls_arch import DCLSNet, clsq_deconvolution, psf_to_otf
-from tests.test_archs.arch_testing import ArchTesterMixin
+from tests.test_archs.arch_testing import ArchTesterMixin, checkpoint_model
 
 FIXTURE = Path(__file__).resolve().parents[1] / 'data' / 'official_keys' / 'dcls_x4.json'
 TINY = {'nf': 8, 'nb': 1, 'ng': 1, 'reduction': 2, 'upscale': 2, 'input_para': 4, 'kernel_size': 11,
@@ -146,8 +145,7 @@ def official_files(tmp_path_factory) -> tuple[dict[str, torch.Tensor], dict[str,
 
 def load_default(tmp_path: Path, path: Path) -> DCLSNet:
     net = DCLSNet()
-    BaseModel({'num_gpu': 0, 'is_train': False, 'dist': False, 'path': {'models': str(tmp_path)}}).load_network(
-        net, str(path), strict=True)
+    checkpoint_model(tmp_path).load_network(net, str(path), strict=True)
     return net
 
 

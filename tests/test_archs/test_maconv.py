@@ -1,5 +1,8 @@
-"""MAConv / MABlock: shared arch checks, the split-and-modulate wiring against plain group convolutions, counts."""
+"""MAConv / MABlock: shared arch checks, the split-and-modulate wiring against plain group convolutions, counts,
+both split roundings and both key layouts (DKENet's and the MANet port's)."""
 from __future__ import annotations
+
+import re
 
 import pytest
 import torch
@@ -33,6 +36,10 @@ class TestMAConvUnevenThreeWaySplit(TestMAConv):
         assert out.shape == (1, 8, 6, 5)
 
 
+class TestMAConvMANetLayout(TestMAConvUnevenThreeWaySplit):
+    config = {**TestMAConvUnevenThreeWaySplit.config, 'split_rounding': 'round', 'module_names': 'manet'}
+
+
 class TestMABlock(ArchTesterMixin):
     config = {'ch': 8, 'split': 2, 'reduction': 2}
 
@@ -50,6 +57,36 @@ class TestMABlock(ArchTesterMixin):
 def test_split_sizes():
     assert split_sizes(64, 2) == [32, 32]
     assert split_sizes(7, 3) == [3, 2, 2]
+
+
+@pytest.mark.parametrize('channels, split, expected', [
+    (64, 2, [32, 32]), (7, 3, [2, 2, 3]), (5, 2, [2, 3]), (7, 2, [4, 3]), (6, 4, [2, 2, 2, 0]),
+], ids=['even', 'remainder-last', 'half-to-even-down', 'half-to-even-up', 'empty-last'])
+def test_split_sizes_rounded_as_manet(channels, split, expected):
+    # MANet: round(C / split) for all but the last group (Python rounds halves to even), the last takes the rest
+    assert split_sizes(channels, split, 'round') == expected
+
+
+def test_manet_module_names_follow_the_official_layout():
+    conv = MAConv(in_ch=7, out_ch=8, kernel_size=3, split=2, split_rounding='round', module_names='manet')
+    assert conv.in_split == [4, 3] and conv.out_split == [4, 4]
+    assert {k: tuple(v.shape) for k, v in conv.state_dict().items()} == {
+        'fc0.0.weight': (1, 3, 1, 1), 'fc0.0.bias': (1,), 'fc0.2.weight': (8, 1, 1, 1), 'fc0.2.bias': (8,),
+        'conv0.weight': (4, 4, 3, 3), 'conv0.bias': (4,),
+        'fc1.0.weight': (2, 4, 1, 1), 'fc1.0.bias': (2,), 'fc1.2.weight': (6, 2, 1, 1), 'fc1.2.bias': (6,),
+        'conv1.weight': (4, 3, 3, 3), 'conv1.bias': (4,)}
+
+
+def test_both_module_layouts_compute_the_same_function():
+    torch.manual_seed(0)
+    lists = MAConv(in_ch=9, out_ch=6, kernel_size=3, split=3, reduction=1)
+    manet = MAConv(in_ch=9, out_ch=6, kernel_size=3, split=3, reduction=1, module_names='manet')
+    names = {'affine': 'fc', 'conv': 'conv'}  # affine.{i}.* -> fc{i}.*, conv.{i}.* -> conv{i}.*
+    renamed = {re.sub(r'^(affine|conv)\.(\d+)\.', lambda m: f'{names[m[1]]}{m[2]}.', k): v
+               for k, v in lists.state_dict().items()}
+    manet.load_state_dict(renamed, strict=True)
+    x = torch.randn(1, 9, 6, 6, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(manet(x), lists(x), rtol=0, atol=0)
 
 
 def test_without_affine_it_is_a_group_convolution_of_half_the_input():
@@ -86,7 +123,11 @@ def test_parameter_count_of_manet_setting():
     ({'in_ch': 8, 'out_ch': 8, 'kernel_size': 2}, 'kernel_size must be odd'),
     ({'in_ch': 8, 'out_ch': 8, 'reduction': 0}, 'reduction 0'),
     ({'in_ch': 2, 'out_ch': 2, 'reduction': 2}, 'reduction 2 leaves no hidden channel'),
-], ids=['split', 'channels', 'even-kernel', 'reduction-zero', 'reduction-too-large'])
+    ({'in_ch': 8, 'out_ch': 8, 'split_rounding': 'floor'}, "split_rounding 'floor' not in"),
+    ({'in_ch': 6, 'out_ch': 6, 'split': 4, 'split_rounding': 'round'}, "'round' leaves an empty split"),
+    ({'in_ch': 8, 'out_ch': 8, 'module_names': 'timm'}, "module_names 'timm' not in"),
+], ids=['split', 'channels', 'even-kernel', 'reduction-zero', 'reduction-too-large', 'rounding', 'round-empty',
+        'module-names'])
 def test_bad_config(kwargs, match):
     with pytest.raises(ValueError, match=match):
         MAConv(**kwargs)

@@ -8,12 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from basicsr.models.base_model import BaseModel
 
 from ssr.archs.manet_arch import (MANetBlindSR, MANetEstimator, MANetSR, manet_field_to_ssr,
                                   manet_variances_to_ssr_sigmas, ssr_field_to_manet)
 from ssr.ops.kernels import gaussian_kernels
-from tests.test_archs.arch_testing import ArchTesterMixin
+from tests.test_archs.arch_testing import ArchTesterMixin, checkpoint_model
 
 FIXTURE = Path(__file__).resolve().parents[1] / 'data' / 'official_keys' / 'manet_stage3.json'
 TINY_SR = {'nf': 4, 'nb': 1, 'gc': 4, 'scale': 2, 'code_length': 3, 'kernel_size': 5}
@@ -25,10 +24,6 @@ def official_keys() -> dict[str, tuple[int, ...]]:
 
 def random_field(b: int, k: int, h: int, w: int) -> torch.Tensor:
     return torch.softmax(torch.randn(b, k * k, h, w, generator=torch.Generator().manual_seed(1)), dim=1)
-
-
-def bare_model(tmp_path: Path) -> BaseModel:
-    return BaseModel({'num_gpu': 0, 'is_train': False, 'dist': False, 'path': {'models': str(tmp_path)}})
 
 
 def manet_anisotropic_kernel(var1: float, var2: float, theta: float, kernel_size: int, scale: int) -> np.ndarray:
@@ -146,14 +141,14 @@ def official_files(tmp_path_factory) -> tuple[dict[str, torch.Tensor], dict[str,
 def test_official_stage3_file_loads_strictly(tmp_path, official_files, cls, prefix, file_prefix):
     state, files = official_files
     net = cls()
-    bare_model(tmp_path).load_network(net, str(files[file_prefix]), strict=True)
+    checkpoint_model(tmp_path).load_network(net, str(files[file_prefix]), strict=True)
     for key, value in net.state_dict().items():
         torch.testing.assert_close(value, state[prefix + key], rtol=0, atol=0, msg=key)
 
 
 def test_official_layout_runs_on_cpu(tmp_path, official_files):
     net = MANetBlindSR()
-    bare_model(tmp_path).load_network(net, str(official_files[1]['']), strict=True)
+    checkpoint_model(tmp_path).load_network(net, str(official_files[1]['']), strict=True)
     with torch.no_grad():
         out = net.eval()(torch.rand(1, 3, 8, 8))
     assert out.sr.shape == (1, 3, 32, 32) and torch.isfinite(out.sr).all()
@@ -164,7 +159,7 @@ def test_missing_key_is_reported(tmp_path):
     state = {k: torch.zeros(shape) for k, shape in official_keys().items() if k != 'trunk_conv.bias'}
     torch.save(state, tmp_path / 'broken.pth')
     with pytest.raises(RuntimeError, match=r'missing: trunk_conv\.bias'):
-        bare_model(tmp_path).load_network(MANetBlindSR(), str(tmp_path / 'broken.pth'), strict=True)
+        checkpoint_model(tmp_path).load_network(MANetBlindSR(), str(tmp_path / 'broken.pth'), strict=True)
 
 
 @pytest.mark.parametrize('cls, expected', [(MANetEstimator, 1_810_361), (MANetSR, 8_086_256),

@@ -32,7 +32,7 @@ from ssr.archs.midas_checkpoint import (SWIN_LEGACY_SENTINEL, midas_beit_to_ssr,
 from ssr.archs.midas_depth_arch import MIDAS_VARIANTS, MiDaSDepth, build_midas_net, midas_input_size
 from ssr.utils.checkpoint import load_state_dict_strict
 from tests.conftest import photo
-from tests.test_archs.arch_testing import ArchTesterMixin
+from tests.test_archs.arch_testing import ArchTesterMixin, checkpoint_model
 
 KEYS_JSON = Path(__file__).resolve().parents[1] / 'data' / 'midas_keys' / 'midas_official_keys.json.gz'
 SHARED_KEYS = Path(__file__).resolve().parents[3] / 'shared' / 'reference' / 'midas_keys'
@@ -450,15 +450,12 @@ def test_bad_weight_files(small, tmp_path, content, error, match):
 
 
 def test_load_network_accepts_official_layout(small, tmp_path):
-    from basicsr.models.base_model import BaseModel
-
     path = tmp_path / 'midas_v21_small_256.pt'
     torch.save({k: v + 1 for k, v in small.model.state_dict().items() if v.is_floating_point()}
                | {k: v for k, v in small.model.state_dict().items() if not v.is_floating_point()}, path)
     torch.manual_seed(2)
     net = MiDaSDepth(SMALL, random_weights=True)
-    model = BaseModel({'num_gpu': 0, 'is_train': False, 'dist': False, 'path': {}})
-    model.load_network(net, str(path))
+    checkpoint_model(tmp_path).load_network(net, str(path))
     torch.testing.assert_close(net.model.scratch.layer1_rn.weight, small.model.scratch.layer1_rn.weight + 1)
 
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 import pytest
 import torch
 from basicsr.archs.rrdbnet_arch import RRDBNet
-from basicsr.models.base_model import BaseModel
 
 from ssr.archs.nbsr_arch import NBSR, _default_pca_buffers, default_kernel_pca
 from ssr.ops.kernel_pca import KernelPCA
 from ssr.ops.kernels import gaussian_kernels
-from tests.test_archs.arch_testing import ArchTesterMixin
+from tests.test_archs.arch_testing import ArchTesterMixin, checkpoint_model
 
 K = 5
 TINY = {'num_feat': 8, 'num_block': 2, 'num_grow_ch': 4, 'kernel_size': K, 'pca_components': 4, 'sft_hidden_ch': 4}
@@ -20,10 +19,6 @@ def random_inputs(b: int = 2, h: int = 8, w: int = 6, seed: int = 0) -> dict[str
     return {'lq': torch.rand(b, 3, h, w, generator=g),
             'kernel': torch.softmax(3 * torch.randn(b, K * K, h, w, generator=g), dim=1),
             'noise_level': 0.1 * torch.rand(b, generator=g)}
-
-
-def bare_model(tmp_path) -> BaseModel:
-    return BaseModel({'num_gpu': 0, 'is_train': False, 'dist': False, 'path': {'models': str(tmp_path)}})
 
 
 def rrdbnet_like(net: NBSR, **overrides) -> RRDBNet:
@@ -117,7 +112,7 @@ def test_pca_path(tmp_path):
 
 
 def test_loads_an_rrdbnet_checkpoint_into_the_trunk(tmp_path):
-    model = bare_model(tmp_path)
+    model = checkpoint_model(tmp_path)
     torch.manual_seed(1)
     net = NBSR(**TINY).eval()
     rrdb = rrdbnet_like(net).eval()
@@ -146,7 +141,7 @@ def test_nbsr_checkpoints_pass_unchanged():
     ({'num_grow_ch': 2}, r'wrong shape: body\.0\.rdb1\.conv1\.bias: checkpoint \(2,\) vs trunk \(4,\)'),
 ], ids=['fewer-blocks', 'more-blocks', 'other-growth'])
 def test_rejects_a_mismatched_rrdbnet_checkpoint(tmp_path, overrides, match):
-    model = bare_model(tmp_path)
+    model = checkpoint_model(tmp_path)
     net = NBSR(**TINY)
     model.save_network(rrdbnet_like(net, **overrides), 'rrdb', 1)
     with pytest.raises(ValueError, match=match):
