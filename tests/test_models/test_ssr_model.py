@@ -6,8 +6,8 @@ import copy
 import pytest
 import torch
 
-from ssr.models.diffusion_sampling import build_scheduler, diffusion_config, sample_latents
 from ssr.models.ssr_model import SSRModel
+from ssr.pipelines.sampling import build_scheduler, diffusion_config, sample_latents
 
 K = 5  # kernel size of the tiny data
 TINY_UNET = {'type': 'AMFUNet', 'latent_channels': 48, 'block_out_channels': [8, 16], 'layers_per_block': 1,
@@ -226,7 +226,7 @@ def test_validation_with_data_conditions_has_no_blind_path():
 @pytest.mark.parametrize('kind', ['v_prediction', 'sample'])
 def test_other_prediction_types_regress_their_target_and_sample(kind):
     """diffusion.prediction_type: the loss target is v / z_0 (diffusers' definitions) and sampling reads the type."""
-    from ssr.models.diffusion_sampling import build_train_scheduler
+    from ssr.pipelines.sampling import build_train_scheduler
 
     opt = tiny_opt()
     opt['diffusion']['prediction_type'] = kind

@@ -8,7 +8,7 @@ import torch
 
 from ssr.archs.amf_unet_arch import AMFUNetOutput
 from ssr.archs.first_stage import PixelUnshuffleStage
-from ssr.models.latent_tiling import gaussian_window, tile_origins, tiled_decode, tiled_denoise
+from ssr.pipelines.tiling import gaussian_window, tile_origins, tiled_decode, tiled_denoise
 from tests.test_models.test_ssr_model import batch, build, sample, tiny_opt
 
 

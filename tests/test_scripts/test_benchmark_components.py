@@ -1,9 +1,10 @@
-"""scripts/benchmark.py: one table of every component and the end-to-end run of an SSR option file (tiny twin)."""
+"""scripts/benchmark_components.py: one table of every component and the end-to-end run of an SSR option file (tiny
+twin)."""
 from __future__ import annotations
 
 from tests.conftest import REPO, load_script
 
-benchmark = load_script('benchmark')
+benchmark = load_script('benchmark_components')
 
 
 def test_prints_every_component_and_end_to_end(capsys):

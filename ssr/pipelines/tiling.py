@@ -1,26 +1,31 @@
-"""Latent tiles with Gaussian-weighted overlap for large images: tiled denoising and tiled decoding.
+"""Overlapping tiles blended with Gaussian weights, for large images: latent tiles (tiled denoising and decoding
+in :class:`~ssr.pipelines.ssr_pipeline.SSRPipeline`) and pixel tiles (any tensor-to-fields model, e.g. the
+inference script).
 
 Approach (chosen as the simplest one that is exact where it can be): the condition features ``[f1, f2, f3]`` are
 encoded **once on the whole image** and each tile reads the matching crop of every level (level l has stride 2**l),
 so a tile sees exactly the features of the untiled run; only the UNet itself (GroupNorm statistics, attention) sees a
 tile instead of the whole latent. Tile origins and sizes are multiples of ``multiple`` = 2**(n-1) (the UNet's
 downsampling), which makes the crops of every level integral. Overlapping predictions are blended with separable
-Gaussian windows (MultiDiffusion-style averaging, Bar-Tal et al. 2023, Eq. 3 with per-pixel weights). A latent that
-fits into one tile is processed in a single call, so tiling is then bit-identical to untiled sampling.
+Gaussian windows (MultiDiffusion-style averaging, Bar-Tal et al. 2023, Eq. 3 with per-pixel weights) by one
+:class:`GaussianBlender`, whatever the tiles hold. An input that fits into one tile is processed in a single call,
+so tiling is then bit-identical to untiled processing.
 
-Notation: B batch, C latent channels, (h, w) latent size, T tile side (latent px), O overlap (latent px), f the first
-stage's downscale.
+Notation: B batch, C channels, (h, w) size of the tiled input (latent or LR px), T tile side, O overlap, f the grid
+factor of a field relative to the tiled input (the first stage's downscale for decoded latents, the scale s for an SR
+image, 1 for a kernel field on the LR grid).
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import torch
 from torch import Tensor, nn
 
 from ssr.archs.amf_unet_arch import AMFUNetOutput
 
-__all__ = ['gaussian_window', 'tile_origins', 'tiled_denoise', 'tiled_decode', 'TiledUNet']
+__all__ = ['GaussianBlender', 'TiledUNet', 'gaussian_window', 'tile_origins', 'tiled_decode', 'tiled_denoise',
+           'tiled_fields']
 
 SIGMA_FRACTION = 0.25  # window std as a fraction of the tile side: weight ~0.14 at the edge, never zero
 
@@ -89,17 +94,56 @@ def _tiles(h: int, w: int, tile: int, overlap: int, multiple: int) -> list[tuple
             for x in tile_origins(w, tile, overlap, multiple)]
 
 
-def _blend(tiles: list[tuple[int, int, int, int]], run: Callable[[int, int, int, int], Tensor], out_shape: tuple,
-           scale: int, like: Tensor) -> Tensor:
-    """Gaussian-weighted average of ``run(y, x, th, tw)`` (output ``scale`` times the tile) over ``tiles``."""
-    acc = like.new_zeros(out_shape, dtype=torch.float32)
-    norm = like.new_zeros(out_shape[-2:], dtype=torch.float32)
+class GaussianBlender:
+    """Gaussian-weighted average of overlapping tiles of one field.
+
+    A tile cut at ``(y, x)`` with size ``(th, tw)`` from a ``(h, w)`` input yields a field tile of
+    ``(B, C, th * f, tw * f)``; f is read from the first tile and must be the same integer for every tile.
+
+    Args:
+        height, width: (h, w) of the tiled input.
+    """
+
+    def __init__(self, height: int, width: int):
+        self.height, self.width = height, width
+        self.factor = self.acc = self.norm = None
+
+    def add(self, tile: Tensor, y: int, x: int, th: int, tw: int) -> None:
+        """Adds ``tile`` (B, C, th * f, tw * f), the field of the input crop ``[y, y + th) x [x, x + tw)``.
+
+        Raises:
+            ValueError: the tile is not on an integer multiple of the crop's grid, or not on the first tile's.
+        """
+        fh, fw = tile.shape[-2], tile.shape[-1]
+        if self.factor is None:
+            self.factor = fh // th
+            if self.factor < 1 or fh != self.factor * th or fw != self.factor * tw:
+                raise ValueError(f'a {fh}x{fw} field from a {th}x{tw} tile is not on an integer multiple grid')
+            f = self.factor
+            self.acc = tile.new_zeros((*tile.shape[:-2], self.height * f, self.width * f), dtype=torch.float32)
+            self.norm = tile.new_zeros((self.height * f, self.width * f), dtype=torch.float32)
+        f = self.factor
+        if fh != f * th or fw != f * tw:
+            raise ValueError(f'tile field of {fh}x{fw} does not match the {f}x grid of a {th}x{tw} tile')
+        win = gaussian_window(fh, fw, device=tile.device)
+        ys, xs = slice(y * f, (y + th) * f), slice(x * f, (x + tw) * f)
+        self.acc[..., ys, xs] += tile.float() * win
+        self.norm[ys, xs] += win
+
+    def result(self) -> Tensor:
+        """(B, C, h * f, w * f) float32 weighted average."""
+        if self.acc is None:
+            raise ValueError('GaussianBlender.result: no tile was added')
+        return self.acc / self.norm
+
+
+def _blend(tiles: list[tuple[int, int, int, int]], run: Callable[[int, int, int, int], Tensor], h: int,
+           w: int) -> Tensor:
+    """Gaussian-weighted average of ``run(y, x, th, tw)`` over ``tiles`` of an (h, w) input."""
+    blender = GaussianBlender(h, w)
     for y, x, th, tw in tiles:
-        win = gaussian_window(th * scale, tw * scale, device=like.device)
-        ys, xs = slice(y * scale, (y + th) * scale), slice(x * scale, (x + tw) * scale)
-        acc[..., ys, xs] += run(y, x, th, tw).float() * win
-        norm[ys, xs] += win
-    return acc / norm
+        blender.add(run(y, x, th, tw), y, x, th, tw)
+    return blender.result()
 
 
 def _crop_features(features: list[list[Tensor]], y: int, x: int, th: int, tw: int) -> list[list[Tensor]]:
@@ -134,7 +178,7 @@ def tiled_denoise(unet: nn.Module, z_t: Tensor, t: Tensor, z_lr: Tensor, feature
         crop = (..., slice(y, y + th), slice(x, x + tw))
         return unet(z_t[crop], t, z_lr[crop], features=_crop_features(features, y, x, th, tw)).sample
 
-    return _blend(tiles, run, tuple(z_t.shape), 1, z_t).to(z_t.dtype)
+    return _blend(tiles, run, h, w).to(z_t.dtype)
 
 
 def tiled_decode(decode: Callable[[Tensor], Tensor], z: Tensor, tile: int, overlap: int, downscale: int) -> Tensor:
@@ -161,7 +205,47 @@ def tiled_decode(decode: Callable[[Tensor], Tensor], z: Tensor, tile: int, overl
     def run(y: int, x: int, th: int, tw: int) -> Tensor:
         return decode(z[..., y:y + th, x:x + tw])
 
-    return _blend(tiles, run, (z.shape[0], 3, h * downscale, w * downscale), downscale, z)
+    out = _blend(tiles, run, h, w)
+    if out.shape[-2:] != (h * downscale, w * downscale):
+        raise ValueError(f'tiled_decode: the decoder gives a {tuple(out.shape[-2:])} image for a {(h, w)} latent, '
+                         f'not downscale {downscale} times larger')
+    return out
+
+
+def tiled_fields(run: Callable[[Tensor], Mapping[str, Tensor | None]], x: Tensor, tile: int,
+                 overlap: int) -> dict[str, Tensor | None]:
+    """Runs ``run`` on overlapping pixel tiles of ``x`` and blends every field it returns with Gaussian weights.
+
+    Args:
+        run: ``x`` crop (B, C, th, tw) -> ``{name: (B, C_name, th * f_name, tw * f_name) or None}``, e.g. an SR image
+            (f = s), a kernel field (f = 1) and a depth map; a fully convolutional model, so tiles may be processed
+            independently.
+        x: (B, C, h, w) input, e.g. an LR image in [0, 1].
+        tile: tile side in px; 0 runs ``x`` whole.
+        overlap: px shared by neighbouring tiles, 0 <= overlap < tile.
+
+    Returns:
+        ``{name: (B, C_name, h * f_name, w * f_name) float32 or None}``; exactly ``run(x)`` when ``x`` fits in one
+        tile.
+
+    Raises:
+        ValueError: on a negative tile or an overlap outside [0, tile).
+    """
+    if tile < 0 or overlap < 0 or (tile and overlap >= tile):
+        raise ValueError(f'need tile >= 0 and 0 <= overlap < tile, got tile={tile}, overlap={overlap}')
+    h, w = x.shape[-2:]
+    if not tile or (h <= tile and w <= tile):
+        return dict(run(x))
+    blenders: dict[str, GaussianBlender | None] = {}
+    for y, x0, th, tw in _tiles(h, w, tile, overlap, 1):
+        for name, field in run(x[..., y:y + th, x0:x0 + tw]).items():
+            if field is None:
+                blenders.setdefault(name, None)
+                continue
+            if blenders.get(name) is None:
+                blenders[name] = GaussianBlender(h, w)
+            blenders[name].add(field, y, x0, th, tw)
+    return {name: None if b is None else b.result() for name, b in blenders.items()}
 
 
 class TiledUNet:

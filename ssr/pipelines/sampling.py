@@ -4,23 +4,28 @@ Notation: B batch, C latent channels, C_lr LR-latent channels, (h, w) latent siz
 N = sampling steps. The training schedule (DDPM) is one dict shared by training and sampling:
 ``{num_train_timesteps, beta_schedule, beta_start, beta_end, prediction_type}``; ``prediction_type`` is what the
 network regresses: ``epsilon`` (the paper's Eq. 5), ``v_prediction`` (v = sqrt(abar) eps - sqrt(1 - abar) z_0,
-Salimans & Ho 2022) or ``sample`` (z_0); the samplers read it from the same dict.
+Salimans & Ho 2022) or ``sample`` (z_0); the samplers read it from the same dict. The ``sampler`` block (how the
+trained model is sampled) is parsed once into :class:`SamplerConfig`.
 """
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from torch import Tensor, nn
 
-__all__ = ['SAMPLER_KINDS', 'BETA_SCHEDULES', 'PREDICTION_TYPES', 'diffusion_config', 'build_train_scheduler',
-           'build_scheduler', 'sample_latents']
+from ssr.ops.color_correction import COLOR_FIXES
+
+__all__ = ['SAMPLER_KINDS', 'BETA_SCHEDULES', 'PREDICTION_TYPES', 'START_FROM', 'SamplerConfig', 'diffusion_config',
+           'build_train_scheduler', 'build_scheduler', 'sample_latents']
 
 SAMPLER_KINDS = ('ddim', 'dpmsolver++')
 BETA_SCHEDULES = ('linear', 'scaled_linear', 'squaredcos_cap_v2')
 PREDICTION_TYPES = ('epsilon', 'v_prediction', 'sample')  # Eq. 5 regresses the noise (epsilon)
+START_FROM = ('bicubic', 'nbsr')
 DIFFUSION_DEFAULTS = {'num_train_timesteps': 1000, 'beta_schedule': 'scaled_linear', 'beta_start': 0.0015,
                       'beta_end': 0.0155, 'prediction_type': 'epsilon'}  # LDM-SR's schedule
 
@@ -86,6 +91,62 @@ def build_scheduler(kind: str, train_config: Mapping, steps: int) -> SchedulerMi
         raise ValueError(f'sampler kind {kind!r} not in {SAMPLER_KINDS}')
     scheduler.set_timesteps(int(steps))
     return scheduler
+
+
+@dataclass(frozen=True)
+class SamplerConfig:
+    """The ``sampler`` option block, parsed once (see :meth:`from_options`).
+
+    Attributes:
+        kind: ``ddim`` or ``dpmsolver++``.
+        steps: N sampling steps, 1 <= N <= T.
+        seed: seed of the sampler's noise.
+        start_step: index into the N steps where sampling starts from a noised SR estimate, or None (pure noise).
+        start_from: that estimate: ``bicubic`` (bicubic LR) or ``nbsr`` (I^T of SVKR).
+        tile_size: latent tile side (0 = off); tile_overlap: latent overlap, 0 <= overlap < size.
+        color_fix: ``none``, ``adain`` or ``wavelet`` (:mod:`ssr.ops.color_correction`).
+    """
+
+    kind: str = 'ddim'
+    steps: int = 20
+    seed: int = 0
+    start_step: int | None = None
+    start_from: str = 'bicubic'
+    tile_size: int = 0
+    tile_overlap: int = 0
+    color_fix: str = 'none'
+
+    @classmethod
+    def from_options(cls, sampler: Mapping | None, diffusion: Mapping | None = None) -> SamplerConfig:
+        """``{kind, steps, seed, start_step, start_from, tile: {size, overlap}, color_fix}`` with defaults, checked
+        against the training schedule ``diffusion`` (steps <= T).
+
+        Raises:
+            ValueError: naming the ``sampler.*`` key that is wrong.
+        """
+        opt = dict(sampler or {})
+        tile = dict(opt.get('tile') or {})
+        cfg = cls(kind=opt.get('kind', 'ddim'), steps=int(opt.get('steps', 20)), seed=int(opt.get('seed', 0)),
+                  start_step=None if opt.get('start_step') is None else int(opt['start_step']),
+                  start_from=opt.get('start_from', 'bicubic'), tile_size=int(tile.get('size', 0)),
+                  tile_overlap=int(tile.get('overlap', 0)), color_fix=opt.get('color_fix', 'none') or 'none')
+        if cfg.start_from not in START_FROM:
+            raise ValueError(f'sampler.start_from {cfg.start_from!r} not in {START_FROM}')
+        if cfg.kind not in SAMPLER_KINDS:
+            raise ValueError(f'sampler.kind {cfg.kind!r} not in {SAMPLER_KINDS}')
+        build_scheduler(cfg.kind, diffusion or {}, cfg.steps)  # checks steps against T
+        if cfg.start_step is not None and not 0 <= cfg.start_step < cfg.steps:
+            raise ValueError(f'sampler.start_step {cfg.start_step} not in [0, {cfg.steps})')
+        if cfg.tile_size < 0 or not 0 <= cfg.tile_overlap < max(cfg.tile_size, 1):
+            raise ValueError(f'sampler.tile size {cfg.tile_size} / overlap {cfg.tile_overlap}: need size >= 0 '
+                             f'and 0 <= overlap < size')
+        if cfg.color_fix not in COLOR_FIXES:
+            raise ValueError(f'sampler.color_fix {cfg.color_fix!r} not in {COLOR_FIXES}')
+        return cfg
+
+    def scheduler(self, diffusion: Mapping) -> SchedulerMixin:
+        """A fresh scheduler of this kind and N over the training schedule ``diffusion``."""
+        return build_scheduler(self.kind, diffusion, self.steps)
 
 
 def sample_latents(unet: nn.Module, z_lr: Tensor, features: list[list[Tensor]], shape: tuple[int, ...],

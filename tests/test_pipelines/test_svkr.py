@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ssr.models.svkr import SVKR
+from ssr.pipelines.svkr import SVKR
 
 
 class Stubs:
@@ -75,11 +75,3 @@ def test_blend_keeps_fields_normalised():
 def test_bad_settings(kw, match):
     with pytest.raises(ValueError, match=match):
         SVKR(lambda x: x, lambda a, b: a, lambda a, b: a, **kw)
-
-
-def test_non_finite_loss_names_the_iteration():
-    from ssr.models.training_utils import check_finite
-
-    check_finite({'l_pix': torch.tensor(0.5)}, 3)
-    with pytest.raises(FloatingPointError, match="iteration 17: {'l_kernel': nan}"):
-        check_finite({'l_pix': torch.tensor(0.5), 'l_kernel': torch.tensor(float('nan'))}, 17)
