@@ -1,4 +1,4 @@
-"""Export trained ssr networks as small files that can live in git ("lite weights").
+"""Export trained ssr networks as small files that can live in git ("lite weights", ``ssr.utils.lite_weights``).
 
 - ``--dkenet CKPT`` / ``--ssr CKPT``: the whole DKENet / AMFUNet state_dict, floating tensors in fp16 (integer
   buffers such as BatchNorm's ``num_batches_tracked`` kept); use ``--param-key params_ema`` for an EMA network.
@@ -16,15 +16,10 @@ Example:
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import logging
 from pathlib import Path
 
-import torch
-
 logger = logging.getLogger('export_lite_weights')
-PCA_PREFIX, DELTA_PREFIXES = 'pca.', ('sft.', 'pca.')
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,58 +35,32 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def nbsr_delta(state: dict, trunk: dict) -> dict:
-    """NBSR's ``sft.*`` / ``pca.*`` entries after checking the rest equals ``trunk`` bit for bit.
-
-    Raises:
-        ValueError: a trunk key is missing, extra or different.
-    """
-    rest = {k: v for k, v in state.items() if not k.startswith(DELTA_PREFIXES)}
-    if set(rest) != set(trunk):
-        raise ValueError(f'trunk keys differ: missing {sorted(set(trunk) - set(rest))[:5]}, '
-                         f'extra {sorted(set(rest) - set(trunk))[:5]}')
-    changed = [k for k in rest if not torch.equal(rest[k], trunk[k])]
-    if changed:
-        raise ValueError(f'the NBSR trunk differs from --trunk in {len(changed)} tensors (e.g. {changed[0]}): it was '
-                         'fine-tuned, so a delta cannot rebuild it; export the whole checkpoint instead')
-    return {k: (v if k.startswith(PCA_PREFIX) else v.half()) for k, v in state.items() if k.startswith(DELTA_PREFIXES)}
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(name)s: %(message)s')
     import ssr  # noqa: F401
-    from ssr.utils.checkpoint import atomic_torch_save, read_state_dict
+    from ssr.archs.nbsr_arch import NBSR
+    from ssr.utils.checkpoint import read_state_dict
+    from ssr.utils.lite_weights import to_half, write_lite_weights
 
     if args.output.exists() and not args.overwrite:
         logger.error('%s exists; pass --overwrite to replace it', args.output)
         return 1
+    if args.nbsr and args.trunk is None:
+        logger.error('--nbsr needs --trunk (the RRDBNet checkpoint it was trained on)')
+        return 2
+    source = args.dkenet or args.ssr or args.nbsr
     try:
-        if args.dkenet or args.ssr:
-            source = args.dkenet or args.ssr
-            state, _ = read_state_dict(source, args.param_key)
-            out = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+        state, _ = read_state_dict(source, args.param_key)
+        if args.nbsr:
+            out = NBSR.delta_state_dict(state, read_state_dict(args.trunk, 'params')[0])
         else:
-            if args.trunk is None:
-                logger.error('--nbsr needs --trunk (the RRDBNet checkpoint it was trained on)')
-                return 2
-            source = args.nbsr
-            state, _ = read_state_dict(source, args.param_key)
-            out = nbsr_delta(state, read_state_dict(args.trunk, 'params')[0])
+            out = to_half(state)
     except (OSError, ValueError, KeyError, RuntimeError) as e:
         logger.error('%s', e)
         return 1
-    atomic_torch_save({'params': out}, args.output)
-    data = args.output.read_bytes()
-    record = {'file': args.output.name, 'source': str(source), 'keys': len(out), 'bytes': len(data),
-              'sha256': hashlib.sha256(data).hexdigest()}
-    manifest = args.output.parent / 'MANIFEST.jsonl'
-    lines = manifest.read_text(encoding='utf-8').splitlines() if manifest.is_file() else []
-    lines = [line for line in lines if line.strip() and json.loads(line).get('file') != record['file']]
-    tmp = manifest.with_name(f'.{manifest.name}.tmp')
-    tmp.write_text(''.join(f'{line}\n' for line in [*lines, json.dumps(record)]), encoding='utf-8')
-    tmp.replace(manifest)
-    logger.info('wrote %s (%d tensors, %.2f MB)', args.output, len(out), len(data) / 1e6)
+    record = write_lite_weights(out, args.output, source)
+    logger.info('wrote %s (%d tensors, %.2f MB)', args.output, record['keys'], record['bytes'] / 1e6)
     return 0
 
 

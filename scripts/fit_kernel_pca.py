@@ -1,4 +1,5 @@
-"""Fit the kernel PCA (DESIGN.md §3 "Kernel codes") on sampled Gaussian blur kernels and save it.
+"""Fit the kernel PCA (DESIGN.md §3 "Kernel codes") on sampled Gaussian blur kernels and save it
+(``ssr.utils.kernel_pca_fit``).
 
 Example::
 
@@ -12,14 +13,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 from pathlib import Path
 
-import torch
-from torch import Tensor
-
-from ssr.ops.kernel_pca import KernelPCA
-from ssr.ops.kernels import gaussian_kernels
+from ssr.utils.kernel_pca_fit import WEIGHTINGS, fit_kernel_pca
 
 logger = logging.getLogger('fit_kernel_pca')
 
@@ -38,44 +34,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help='Range of both standard deviations, HR pixels. Default: 0.2 4.0.')
     parser.add_argument('--iso-prob', type=float, default=0.2,
                         help='Fraction of isotropic kernels (sigma2 = sigma1). Default: 0.2.')
-    parser.add_argument('--weighting', choices=('none', 'inverse-norm'), default='none',
+    parser.add_argument('--weighting', choices=WEIGHTINGS, default='none',
                         help="'none': plain PCA (least squared error); 'inverse-norm': weights 1 / ||K||^2, which "
                         'minimises the mean relative error instead. Default: none.')
     parser.add_argument('--seed', type=int, default=0, help='Seed of the kernel sampler. Default: 0.')
     parser.add_argument('--device', default='cpu', help='Device used to build the kernels. Default: cpu.')
     parser.add_argument('--overwrite', action='store_true', help='Replace an existing output file. Default: off.')
     return parser
-
-
-def sample_gaussian_kernels(num: int, kernel_size: int, scale: int, sigma_range: tuple[float, float],
-                            iso_prob: float, generator: torch.Generator, device: torch.device | str = 'cpu') -> Tensor:
-    """Draws (num, k, k) float64 Gaussian kernels: sigma1, sigma2 ~ U[sigma_range] std, theta ~ U[0, pi).
-
-    With probability ``iso_prob`` a kernel is isotropic (sigma2 = sigma1). Four (num,) uniform vectors are drawn
-    from ``generator`` in a fixed order.
-    """
-    low, high = sigma_range
-    u_sigma1, u_sigma2, u_theta, u_iso = torch.rand(4, num, generator=generator, dtype=torch.float64, device=device)
-    sigma1 = low + (high - low) * u_sigma1
-    sigma2 = torch.where(u_iso < iso_prob, sigma1, low + (high - low) * u_sigma2)
-    return gaussian_kernels(sigma1, sigma2, math.pi * u_theta, kernel_size, scale)
-
-
-def relative_reconstruction_error(pca: KernelPCA, kernels: Tensor) -> Tensor:
-    """(N,) ||K - decode(encode(K))|| / ||K|| for (N, k, k) kernels, computed in float64."""
-    x = kernels.reshape(1, kernels.shape[0], -1).permute(0, 2, 1).unsqueeze(-1).double()  # (1, k*k, N, 1) field
-    return ((pca.decode(pca.encode(x)) - x).norm(dim=1) / x.norm(dim=1)).flatten()
-
-
-def fit_kernel_pca(args: argparse.Namespace) -> tuple[KernelPCA, Tensor]:
-    """Samples training and held-out kernels, fits the PCA; returns it and the held-out relative errors (N,)."""
-    generator = torch.Generator(device=args.device).manual_seed(args.seed)
-    kernels = sample_gaussian_kernels(args.num_samples + args.num_holdout, args.kernel_size, args.scale,
-                                      tuple(args.sigma_range), args.iso_prob, generator, args.device).cpu()
-    train, held_out = kernels[:args.num_samples], kernels[args.num_samples:]
-    weights = train.flatten(1).norm(dim=1).pow(-2) if args.weighting == 'inverse-norm' else None
-    pca = KernelPCA.fit(train, args.num_components, weights=weights)
-    return pca, relative_reconstruction_error(pca, held_out)
 
 
 def _check_args(args: argparse.Namespace) -> str | None:
@@ -105,7 +70,10 @@ def main(argv: list[str] | None = None) -> int:
         logger.error('%s exists; pass --overwrite to replace it or choose another --output', args.output)
         return 1
     try:
-        pca, errors = fit_kernel_pca(args)
+        pca, errors = fit_kernel_pca(num_components=args.num_components, num_samples=args.num_samples,
+                                     num_holdout=args.num_holdout, kernel_size=args.kernel_size, scale=args.scale,
+                                     sigma_range=tuple(args.sigma_range), iso_prob=args.iso_prob,
+                                     weighting=args.weighting, seed=args.seed, device=args.device)
         args.output.parent.mkdir(parents=True, exist_ok=True)
         pca.save(args.output)
     except (OSError, RuntimeError, ValueError) as e:

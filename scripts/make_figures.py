@@ -1,4 +1,5 @@
-"""PNG figures: kernel-variance heatmaps (paper Fig. 8), depth colormaps, the SVKR strip (paper Fig. 4), crops.
+"""PNG figures (``ssr.tools.figures``): kernel-variance heatmaps (paper Fig. 8), depth colormaps, the SVKR strip
+(paper Fig. 4), crops.
 
 Sub-commands:
     kernel-heatmap -i kernel/NAME.npz -o fig.png       a stored kernel field (generate_sv_testset.py / --save-kernel)
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-
 from pathlib import Path
 
 logger = logging.getLogger('make_figures')
@@ -44,69 +44,22 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def kernel_heatmap(path: str, height: int):
-    import torch
-
-    from ssr.data.sv_paired_dataset import load_kernel_field
-    from ssr.utils.visualize import colorize, kernel_variance_map, label, resize_nearest
-
-    var = kernel_variance_map(torch.from_numpy(load_kernel_field(path)))
-    width = max(1, round(height * var.shape[1] / var.shape[0]))
-    return label(resize_nearest(colorize(var, 'viridis'), height, width),
-                 f'kernel variance {float(var.min()):.2f}-{float(var.max()):.2f} px^2')
-
-
-def depth_figure(path: str, height: int):
-    from ssr.data.image_io import decode_depth
-    from ssr.utils.visualize import colorize, label, resize_nearest
-
-    depth = decode_depth(Path(path).read_bytes(), path)
-    width = max(1, round(height * depth.shape[1] / depth.shape[0]))
-    return label(resize_nearest(colorize(depth, 'magma', 0, 1), height, width), 'depth (near = bright)')
-
-
-def crops_figure(items: list[str], box, zoom: int):
-    import cv2
-
-    from ssr.utils.visualize import crops_side_by_side
-
+def parse_images(items: list[str]) -> dict[str, str]:
+    """``--image NAME=PATH`` values as ``{NAME: PATH}`` in order."""
     images = {}
     for item in items:
         name, _, path = item.partition('=')
-        img = cv2.imread(path, cv2.IMREAD_COLOR)
-        if not path or img is None:
+        if not path:
             raise ValueError(f'--image {item!r}: give NAME=PATH of a readable image')
-        images[name] = img
-    return crops_side_by_side(images, tuple(box), zoom)
-
-
-def svkr_figure(opt_path: str, testset: str, name: str, height: int, device: str):
-    import torch
-    from basicsr.models import build_model
-
-    from ssr.data.sv_paired_dataset import SVPairedDataset
-    from ssr.utils.options import inference_options
-    from ssr.utils.visualize import svkr_strip
-
-    opt = inference_options(opt_path, device)
-    opt['svkr'] = {**(opt.get('svkr') or {}), 'save_iterates': True}
-    if opt['model_type'] != 'BlindSRModel' or 'network_e' not in opt:
-        raise ValueError(f'{opt_path}: svkr-strip needs a BlindSRModel with a kernel estimator (network_e)')
-    dataset = SVPairedDataset({'name': 'figure', 'dataroot': testset, 'scale': opt.get('scale', 4)})
-    if name not in dataset.names:
-        raise ValueError(f'{testset} has no image {name!r}; it holds {dataset.names[:10]}')
-    sample = dataset[dataset.names.index(name)]
-    model = build_model(opt)
-    batch = {k: (v[None] if isinstance(v, torch.Tensor) else [v]) for k, v in sample.items()}
-    model.feed_data(batch)
-    model.test()
-    return svkr_strip(model.svkr_output.iterates, height)
+        images[name] = path
+    return images
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(name)s: %(message)s')
     import ssr  # noqa: F401
+    from ssr.tools.figures import crops_figure, depth_figure, kernel_heatmap_figure, svkr_strip_figure
     from ssr.utils.visualize import write_png
 
     out = Path(args.output)
@@ -115,13 +68,13 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     try:
         if args.command == 'kernel-heatmap':
-            fig = kernel_heatmap(args.input, args.height)
+            fig = kernel_heatmap_figure(args.input, args.height)
         elif args.command == 'depth':
             fig = depth_figure(args.input, args.height)
         elif args.command == 'crops':
-            fig = crops_figure(args.image, args.box, args.zoom)
+            fig = crops_figure(parse_images(args.image), args.box, args.zoom)
         else:
-            fig = svkr_figure(args.opt, args.testset, args.name, args.height, args.device)
+            fig = svkr_strip_figure(args.opt, args.testset, args.name, args.height, args.device)
     except (OSError, ValueError, KeyError) as e:
         logger.error('%s', e)
         return 1

@@ -99,3 +99,11 @@ def test_scripts_are_thin():
             if module.split('.')[0] == 'scripts':
                 offences.append(f'{path.name} imports {module}')
     assert not offences, '\n'.join(offences)
+
+
+@pytest.mark.parametrize('sub', ['utils', 'compat'])
+def test_side_packages_import_no_floor_above_ops_at_module_level(sub):
+    above = {'archs', 'data', 'losses', 'metrics', 'pipelines', 'models', 'tools', 'train', 'test'}
+    offences = [f'{p.relative_to(ROOT)} imports {m}' for p in _package_files(sub) for m, top in _imports(p)
+                if top and m.split('.')[0] == 'ssr' and len(m.split('.')) > 1 and m.split('.')[1] in above]
+    assert not offences, '\n'.join(offences)

@@ -237,3 +237,31 @@ class NBSR(RRDBNet):
         adapted = dict(state)
         adapted.update({key: value.detach().clone() for key, value in own.items() if key.startswith(_OWN_PREFIXES)})
         return adapted
+
+    @staticmethod
+    def delta_state_dict(state: dict[str, Tensor], trunk: dict[str, Tensor]) -> dict[str, Tensor]:
+        """The inverse of :meth:`adapt_state_dict`'s delta branch: the ``sft.*`` / ``pca.*`` entries of a full NBSR
+        state_dict whose trunk equals ``trunk`` bit for bit, SFT weights in float16 and the PCA in its own dtype.
+
+        A network built with ``trunk_path`` pointing at ``trunk``'s file rebuilds ``state`` from the delta (up to the
+        float16 rounding of the SFT weights).
+
+        Args:
+            state: a full NBSR state_dict.
+            trunk: the BasicSR ``RRDBNet`` state_dict the NBSR was trained on.
+
+        Returns:
+            ``{key: tensor}`` for the ``sft.`` / ``pca.`` keys of ``state`` only.
+
+        Raises:
+            ValueError: a trunk key is missing, extra or different (the trunk was fine-tuned: export it whole).
+        """
+        rest = {k: v for k, v in state.items() if not k.startswith(_OWN_PREFIXES)}
+        if set(rest) != set(trunk):
+            raise ValueError(f'trunk keys differ: missing {sorted(set(trunk) - set(rest))[:5]}, '
+                             f'extra {sorted(set(rest) - set(trunk))[:5]}')
+        changed = [k for k in rest if not torch.equal(rest[k], trunk[k])]
+        if changed:
+            raise ValueError(f'the NBSR trunk differs from --trunk in {len(changed)} tensors (e.g. {changed[0]}): it '
+                             'was fine-tuned, so a delta cannot rebuild it; export the whole checkpoint instead')
+        return {k: (v if k.startswith('pca.') else v.half()) for k, v in state.items() if k.startswith(_OWN_PREFIXES)}

@@ -17,12 +17,13 @@ from __future__ import annotations
 import io
 import os
 import pickle
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import lmdb
 import numpy as np
+
+from ssr.utils.paths import atomic_folder
 
 META_FILE = 'meta_info.pkl'
 
@@ -239,10 +240,7 @@ def write_mmsr_lmdb(folder: str | Path, images: dict[str, np.ndarray], *, name: 
         resolutions = resolutions[:1]
     meta = {'name': name if name is not None else folder.name, 'keys': list(arrays), 'resolution': resolutions}
 
-    tmp = folder.with_name(folder.name + '.tmp')
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    try:
+    with atomic_folder(folder) as tmp:
         # raw values fill whole overflow pages; two extra pages per entry cover the B-tree
         map_size = sum(a.nbytes + 8192 for a in arrays.values()) * 2 + (1 << 20)
         env = lmdb.open(str(tmp), map_size=map_size)
@@ -252,9 +250,3 @@ def write_mmsr_lmdb(folder: str | Path, images: dict[str, np.ndarray], *, name: 
         env.close()
         with open(tmp / META_FILE, 'wb') as f:
             pickle.dump(meta, f, protocol=4)
-        if folder.exists():
-            shutil.rmtree(folder)
-        tmp.rename(folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise

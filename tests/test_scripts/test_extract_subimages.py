@@ -1,4 +1,5 @@
-"""scripts/extract_subimages.py: window layout, pixel-exact sub-images, format conversion, failures, CLI policy."""
+"""scripts/extract_subimages.py and ssr.data.subimages: window layout, pixel-exact sub-images, format conversion,
+failures, CLI policy."""
 from __future__ import annotations
 
 import logging
@@ -8,13 +9,10 @@ import cv2
 import numpy as np
 import pytest
 
+from ssr.data.subimages import extract_subimages, window_starts
 from tests.conftest import load_script, photo
 
-
-
-
-
-extract = load_script('extract_subimages')
+script = load_script('extract_subimages')
 
 
 def read(path: Path) -> np.ndarray:
@@ -36,16 +34,16 @@ def hr_dir(tmp_path: Path) -> Path:
     (480, 480, 240, 0, [0]),
 ], ids=['remainder', 'remainder-below-thresh', 'exact', 'one-window'])
 def test_window_starts(length, crop, step, thresh, expected):
-    assert extract.window_starts(length, crop, step, thresh) == [(s, crop) for s in expected]
+    assert window_starts(length, crop, step, thresh) == [(s, crop) for s in expected]
 
 
 def test_window_starts_short_axis_covers_whole_axis():
-    assert extract.window_starts(300, 480, 240, 0) == [(0, 300)]
+    assert window_starts(300, 480, 240, 0) == [(0, 300)]
 
 
 def test_subimages_are_exact_crops_in_row_major_order(hr_dir, tmp_path):
     out = tmp_path / 'sub'
-    result = extract.extract_subimages(hr_dir, out, crop_size=64, step=32, workers=0)
+    result = extract_subimages(hr_dir, out, crop_size=64, step=32, workers=0)
     img = read(hr_dir / 'astronaut.png')
     names = sorted(p.name for p in out.iterdir())
     assert names == [f'astronaut_s{i:03d}.png' for i in range(1, 10)]
@@ -59,7 +57,7 @@ def test_subimages_are_exact_crops_in_row_major_order(hr_dir, tmp_path):
                          ids=['whole', 'skip'])
 def test_image_smaller_than_crop(hr_dir, tmp_path, caplog, policy, expected_files):
     out = tmp_path / 'sub'
-    extract.extract_subimages(hr_dir, out, crop_size=200, step=100, small_images=policy, workers=0)
+    extract_subimages(hr_dir, out, crop_size=200, step=100, small_images=policy, workers=0)
     assert sorted(p.name for p in out.iterdir()) == expected_files
     if policy == 'whole':
         np.testing.assert_array_equal(read(out / 'astronaut_s001.png'), read(hr_dir / 'astronaut.png'))
@@ -69,7 +67,7 @@ def test_image_smaller_than_crop(hr_dir, tmp_path, caplog, policy, expected_file
 
 def test_max_side_downscales_with_inter_area_first(hr_dir, tmp_path):
     out = tmp_path / 'sub'
-    extract.extract_subimages(hr_dir, out, crop_size=64, step=64, max_side=64, workers=0)
+    extract_subimages(hr_dir, out, crop_size=64, step=64, max_side=64, workers=0)
     expected = cv2.resize(read(hr_dir / 'astronaut.png'), (64, 64), interpolation=cv2.INTER_AREA)
     assert [p.name for p in out.iterdir()] == ['astronaut_s001.png']
     np.testing.assert_array_equal(read(out / 'astronaut_s001.png'), expected)
@@ -88,7 +86,7 @@ _GRAY = cv2.cvtColor(_BGR, cv2.COLOR_BGR2GRAY)
 def test_output_is_8bit_3channel_bgr(tmp_path, stored, expected):
     (tmp_path / 'hr').mkdir()
     cv2.imwrite(str(tmp_path / 'hr' / 'x.png'), stored)
-    extract.extract_subimages(tmp_path / 'hr', tmp_path / 'sub', crop_size=32, step=32, workers=0)
+    extract_subimages(tmp_path / 'hr', tmp_path / 'sub', crop_size=32, step=32, workers=0)
     out = read(tmp_path / 'sub' / 'x_s001.png')
     assert out.dtype == np.uint8 and out.shape == (32, 32, 3)
     np.testing.assert_array_equal(out, expected)
@@ -108,14 +106,14 @@ def test_output_is_8bit_3channel_bgr(tmp_path, stored, expected):
 ], ids=['crop0', 'step0', 'thresh-neg', 'compression10', 'max-side0', 'small-pad', 'workers-neg'])
 def test_bad_settings(hr_dir, tmp_path, kwargs, match):
     with pytest.raises(ValueError, match=match):
-        extract.extract_subimages(hr_dir, tmp_path / 'sub', **kwargs)
+        extract_subimages(hr_dir, tmp_path / 'sub', **kwargs)
     assert not (tmp_path / 'sub').exists()
 
 
 def test_inputs_sharing_a_stem_are_refused(hr_dir, tmp_path):
     cv2.imwrite(str(hr_dir / 'astronaut.jpg'), photo('astronaut', 32))
     with pytest.raises(ValueError, match="share the stem 'astronaut'"):
-        extract.extract_subimages(hr_dir, tmp_path / 'sub', workers=0)
+        extract_subimages(hr_dir, tmp_path / 'sub', workers=0)
 
 
 def test_cli_unreadable_file_is_reported_and_others_written(hr_dir, tmp_path, caplog):
@@ -123,7 +121,7 @@ def test_cli_unreadable_file_is_reported_and_others_written(hr_dir, tmp_path, ca
     bad.write_bytes(b'not an image at all')
     out = tmp_path / 'sub'
     with caplog.at_level(logging.ERROR):
-        rc = extract.main(['-i', str(hr_dir), '-o', str(out), '--crop-size', '64', '--step', '64',
+        rc = script.main(['-i', str(hr_dir), '-o', str(out), '--crop-size', '64', '--step', '64',
                            '--workers', '2', '--quiet'])
     assert rc == 1
     assert str(bad) in caplog.text
@@ -136,9 +134,9 @@ def test_cli_refuses_to_overwrite(hr_dir, tmp_path, caplog):
     (out / 'stale.png').write_bytes(b'')
     args = ['-i', str(hr_dir), '-o', str(out), '--crop-size', '128', '--workers', '0', '--quiet']
     with caplog.at_level(logging.ERROR):
-        assert extract.main(args) == 1
+        assert script.main(args) == 1
     assert 'pass --overwrite' in caplog.text and (out / 'stale.png').exists()
-    assert extract.main(args + ['--overwrite']) == 0
+    assert script.main(args + ['--overwrite']) == 0
     assert [p.name for p in out.iterdir()] == ['astronaut_s001.png']
 
 
@@ -146,5 +144,5 @@ def test_cli_refuses_to_overwrite(hr_dir, tmp_path, caplog):
                          ids=['no-input', 'crop0'])
 def test_cli_misuse_exits_2(tmp_path, args):
     with pytest.raises(SystemExit) as exc:
-        extract.main(args)
+        script.main(args)
     assert exc.value.code == 2

@@ -1,7 +1,6 @@
 """scripts/fit_kernel_pca.py: writes a loadable PCA file, refuses to overwrite, rejects bad arguments."""
 from __future__ import annotations
 
-import importlib.util
 import logging
 from pathlib import Path
 
@@ -9,16 +8,12 @@ import pytest
 import torch
 
 from ssr.ops.kernel_pca import KernelPCA
-
-SCRIPT = Path(__file__).resolve().parents[2] / 'scripts' / 'fit_kernel_pca.py'
+from tests.conftest import load_script
 
 
 @pytest.fixture(scope='module')
 def script():
-    spec = importlib.util.spec_from_file_location('fit_kernel_pca', SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script('fit_kernel_pca')
 
 
 def small_args(output: Path) -> list[str]:

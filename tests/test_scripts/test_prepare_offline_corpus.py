@@ -1,4 +1,5 @@
-"""scripts/prepare_offline_corpus.py without apt: collection, naming, apt failure, and the end-to-end pipeline."""
+"""scripts/prepare_offline_corpus.py and ssr.data.offline_corpus without apt: collection, naming, apt failure, and
+the end-to-end pipeline."""
 from __future__ import annotations
 
 import json
@@ -8,14 +9,11 @@ from pathlib import Path
 import cv2
 import pytest
 
+from ssr.data import offline_corpus as prepare
+from ssr.data.image_source import lmdb_keys
 from tests.conftest import load_script, photo
 
-
-
-
-
-prepare = load_script('prepare_offline_corpus')
-create = load_script('create_lmdb')
+script = load_script('prepare_offline_corpus')
 
 
 def write(path: Path, size: int, name: str = 'coffee') -> Path:
@@ -89,7 +87,7 @@ def test_pipeline_builds_lmdb_and_manifest(shared, unpacked_package, tmp_path):
     # 256 px wallpaper -> 128 px -> 3 x 3 windows; 80 px -> 2 x 2; 48 px < crop -> one whole-image sub-image
     assert manifest['counts'] == {'BSD200/100075.png': 4, 'T91/t1.png': 1,
                                   'fake-wallpapers.1/backgrounds/Lake_by_Someone.jpg': 9}
-    keys = create.lmdb_keys(out / 'train_hr_sub.lmdb')
+    keys = lmdb_keys(out / 'train_hr_sub.lmdb')
     assert len(keys) == manifest['total_subimages'] == 14
     assert all('.' not in k for k in keys)
     shapes = sorted({line.split(' ')[1] for line in (out / 'train_hr_sub.lmdb' / 'meta_info.txt').open()})
@@ -108,8 +106,8 @@ def test_missing_training_set(shared, tmp_path):
 def test_cli_without_packages_and_overwrite_policy(shared, tmp_path):
     args = ['--shared-datasets', str(shared), '-o', str(tmp_path / 'corpus'), '--debian-packages',
             '--crop-size', '64', '--step', '64', '--workers', '0', '--quiet']
-    assert prepare.main(args) == 0
+    assert script.main(args) == 0
     # 80 px: 2 x 2 windows (a 16 px remainder gets a border-flush window); 48 px: one whole-image sub-image
     assert json.loads((tmp_path / 'corpus' / 'manifest.json').read_text())['total_subimages'] == 5
-    assert prepare.main(args) == 1
-    assert prepare.main(args + ['--overwrite']) == 0
+    assert script.main(args) == 1
+    assert script.main(args + ['--overwrite']) == 0

