@@ -2,7 +2,8 @@
 
 An option file is BasicSR YAML. It may start with ``_base_: path/to/base.yml`` (or a list of them, merged left to
 right; paths relative to the file that names them). The child is merged into its bases key by key; a mapping that
-holds ``_delete_: true`` replaces the base's mapping instead of merging into it. mmengine's ``Config`` offers the
+holds ``_delete_: true`` replaces the base's mapping instead of merging into it (``key: {_delete_: true}`` alone
+removes the inherited key, e.g. a network the child does not use). mmengine's ``Config`` offers the
 same, but it turns the tree into its own ``ConfigDict`` and re-parses YAML without BasicSR's ordered loader, so the
 twenty lines here are kept instead of a dependency.
 """
@@ -45,7 +46,9 @@ def _ordered_loader():
 def _merge(base: dict, child: Mapping) -> dict:
     out = OrderedDict(base)
     for key, value in child.items():
-        if isinstance(value, Mapping) and value.get(DELETE_KEY):
+        if isinstance(value, Mapping) and value.get(DELETE_KEY) and len(value) == 1:
+            out.pop(key, None)
+        elif isinstance(value, Mapping) and value.get(DELETE_KEY):
             out[key] = OrderedDict((k, v) for k, v in value.items() if k != DELETE_KEY)
         elif isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
             out[key] = _merge(out[key], value)

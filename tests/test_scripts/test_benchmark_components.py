@@ -20,5 +20,5 @@ def test_prints_every_component_and_end_to_end(capsys):
 
 
 def test_rejects_an_option_file_without_svkr(capsys):
-    assert benchmark.main(['--opt', str(REPO / 'tests/data/test_ssr_x4.yml'), '--lr-size', '8']) == 2
+    assert benchmark.main(['--opt', str(REPO / 'tests/data/test_ssr_x4_oracle.yml'), '--lr-size', '8']) == 2
     assert 'conditions.source: svkr' in capsys.readouterr().err

@@ -22,6 +22,12 @@ def test_base_inheritance_merges_and_deletes(tmp_path):
     assert load_yaml(child) == {'name': 'c', 'train': {'lr': 2, 'betas': [0.9, 0.99]}, 'keep': {'z': 0}}
 
 
+def test_delete_alone_removes_an_inherited_key(tmp_path):
+    dump(tmp_path / 'base.yml', {'name': 'b', 'network_d': {'type': 'MiDaSDepth'}, 'network_e': {'type': 'DKENet'}})
+    child = dump(tmp_path / 'child.yml', {'_base_': 'base.yml', 'network_d': {'_delete_': True}})
+    assert load_yaml(child) == {'name': 'b', 'network_e': {'type': 'DKENet'}}
+
+
 def test_base_list_and_float_tag(tmp_path):
     dump(tmp_path / 'a.yml', {'x': 1, 'y': 1})
     dump(tmp_path / 'b.yml', {'y': 2})
