@@ -1,8 +1,8 @@
 """Speed and memory of every component of an SSR option file and of the whole pipeline, for one size and device.
 
 Prints a markdown table (see :mod:`ssr.tools.component_benchmark`): the training degradation, each network, the
-SVKR loop, the condition encoders, one AMFUNet step, the sampling, the decoding and ``SSRModel.test()`` end to end,
-with random weights.
+SVKR loop, the condition encoders, one AMFUNet step, the sampling, the decoding, the kernel-consistency step per
+corrected sampler step (``sampler.consistency``) and ``SSRModel.test()`` end to end, with random weights.
 
 Example::
 

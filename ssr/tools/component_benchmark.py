@@ -9,6 +9,9 @@ allocators reuse freed memory, so the extra of a component whose buffers already
 - the training degradation (``SVDegradation`` of one HR image of ``4 x lr_size``),
 - each network's forward (MiDaS at its native size), the SVKR loop (T and depth of the options),
 - one AMFUNet step, the whole sampling (the options' sampler) and decoding,
+- the kernel-consistency step of ``sampler.consistency`` (its settings, or the defaults when the options leave it
+  off), per corrected sampler step: decode, all ``iters`` conjugate-gradient iterations (no early stop: the worst
+  case; each is one SV blur + one adjoint), encode,
 - end to end: ``SSRModel.test()`` on one LR image (SVKR, conditions, sampling, decoding, colour fix).
 
 CLI: ``scripts/benchmark_components.py``.
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterator
+from dataclasses import replace
 
 import torch
 
@@ -59,7 +63,7 @@ def component_rows(opt_path: str, lr_size: int = 64, device: str = 'cpu',
     from basicsr.models import build_model
 
     from ssr.data.degradation import SVDegradation
-    from ssr.pipelines.sampling import sample_latents
+    from ssr.pipelines.sampling import ConsistencyConfig, sample_latents
     from ssr.pipelines.svkr import estimate_kernel, super_resolve
     from ssr.utils.options import load_options
     from ssr.utils.process_memory import measure
@@ -87,6 +91,10 @@ def component_rows(opt_path: str, lr_size: int = 64, device: str = 'cpu',
         z0 = pipe.first_stage.encode(sr.clamp(0, 1))
     t = torch.tensor([500], device=dev)
     start = {} if sampler.start_step is None else {'start_latent': z0, 'start_step': sampler.start_step}
+    cons = replace(sampler.consistency or ConsistencyConfig(), sigma=None)
+    consistency_pipe = copy.copy(pipe)
+    consistency_pipe.config = replace(cfg, sampler=replace(sampler, consistency=cons))
+    correct = consistency_pipe.consistency_step(lq, kernel, None)
     parts = {
         f'degradation (training, HR {s * n} px)': lambda: degrade(hr, depth, torch.Generator(dev).manual_seed(0)),
         'DKENet': lambda: estimate_kernel(pipe.estimator, lq, cond_depth),
@@ -102,6 +110,8 @@ def component_rows(opt_path: str, lr_size: int = 64, device: str = 'cpu',
             lambda: sample_latents(net, z_lr, feats, tuple(z_lr.shape), sampler.scheduler(cfg.diffusion),
                                    torch.Generator().manual_seed(0), **start),
         'first-stage decode': lambda: pipe.first_stage.decode(z0),
+        f'consistency step ({cons.iters} CG iterations, weight {cons.weight:g}), per corrected sampler step':
+            lambda: correct(z0),
         'end to end (SSRModel.test)': model.test,
     })
     for name, fn in parts.items():
