@@ -5,8 +5,17 @@ Eq. 3, for modality i in {1: kernel, 2: depth, 3: LR}::
     F_out^i = (1 + M_alpha_i(f_i)) * Norm(F_in^i) + M_beta_i(f_i)
 
 shaped like diffusers' ``SpatialNorm``: normalise, then a per-pixel scale and shift predicted from the condition
-(resized to the feature size), applied as ``x * (1 + scale) + shift``. The paper uses BatchNorm; GroupNorm (and no
-norm, for fine-tuning a pretrained UNet without changing its activations at step 0) are options.
+(resized to the feature size), applied as ``x * (1 + scale) + shift``. The paper uses BatchNorm; GroupNorm and no norm
+are options.
+
+Fine-tuning a pretrained UNet needs AMF to start as the identity, which a zero-initialised Eq. 3 is only without a
+norm (``Norm(F)`` replaces ``F``). The ``norm_gate`` variant interpolates the normalised feature from ``F``::
+
+    F_out = (1 + M_alpha(f)) * (F + g * (Norm(F) - F)) + M_beta(f),   g (per channel) initialised at 0
+
+so at step 0 (``g = 0``, zero output convs) ``F_out = F`` exactly, for BatchNorm in train and eval mode alike, while
+every parameter still gets a gradient from the first step (``g`` through ``Norm(F) - F``, the output convs through
+their hidden activations). At ``g = 1`` it is Eq. 3.
 
 Notation: B batch, C = ``feat_ch``, D = ``cond_ch``, (H, W) feature size, (H', W') condition size.
 
@@ -24,6 +33,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import torch
 from torch import Tensor, nn
 
 from ssr.archs.sft import resize_to
@@ -56,15 +66,17 @@ class AMF(nn.Module):
         num_groups: groups of the GroupNorm (``norm='group'`` only); must divide ``feat_ch``.
         kernel_size: 1 or 3, kernel of both convs of each MLP.
         zero_init: start the output convs of M_alpha and M_beta at zero, so the layer equals ``Norm(F)`` until
-            trained.
+            trained (``F`` itself with ``norm_gate``).
+        norm_gate: add the per-channel gate ``g`` (key ``norm_gate``, shape (C,), zeros) that blends ``F`` into
+            ``Norm(F)`` (module docstring): with ``zero_init`` the layer starts as the identity. Needs a norm.
 
     Raises:
         ValueError: on a non-positive channel count, an unknown ``norm``, ``num_groups`` not dividing ``feat_ch``
-            or a ``kernel_size`` other than 1 or 3.
+            or a ``kernel_size`` other than 1 or 3, or ``norm_gate`` with ``norm='none'``.
     """
 
     def __init__(self, *, feat_ch: int, cond_ch: int, hidden_ch: int = 128, norm: str = 'batch', num_groups: int = 32,
-                 kernel_size: int = 1, zero_init: bool = True) -> None:
+                 kernel_size: int = 1, zero_init: bool = True, norm_gate: bool = False) -> None:
         super().__init__()
         for name, value in (('feat_ch', feat_ch), ('cond_ch', cond_ch), ('hidden_ch', hidden_ch)):
             if value < 1:
@@ -75,6 +87,9 @@ class AMF(nn.Module):
             raise ValueError(f'AMF: num_groups {num_groups} must divide feat_ch {feat_ch}')
         if kernel_size not in (1, 3):
             raise ValueError(f'AMF: kernel_size {kernel_size} not in (1, 3)')
+        if norm_gate and norm == 'none':
+            raise ValueError("AMF: norm_gate blends F into Norm(F) and needs norm 'batch' or 'group', not 'none' "
+                             "(without a norm a zero-initialised AMF is already the identity)")
         self.feat_ch, self.cond_ch = feat_ch, cond_ch
 
         if norm == 'batch':
@@ -85,6 +100,8 @@ class AMF(nn.Module):
             self.norm = nn.Identity()
         self.alpha = _conv_mlp(cond_ch, hidden_ch, feat_ch, kernel_size)
         self.beta = _conv_mlp(cond_ch, hidden_ch, feat_ch, kernel_size)
+        # registered only when asked for, so the state dicts of ungated layers (the shipped weights) keep their keys
+        self.norm_gate = nn.Parameter(torch.zeros(feat_ch)) if norm_gate else None
 
         for mlp in (self.alpha, self.beta):
             nn.init.kaiming_normal_(mlp[0].weight, nonlinearity='relu')
@@ -114,7 +131,10 @@ class AMF(nn.Module):
             raise ValueError(f'AMF: expected {self.feat_ch} feature and {self.cond_ch} condition channels, '
                              f'got {feat.shape[1]} and {cond.shape[1]}')
         cond = resize_to(cond.to(feat.dtype), feat.shape[-2:])
-        return self.norm(feat) * (1 + self.alpha(cond)) + self.beta(cond)  # Eq. 3
+        normed = self.norm(feat)
+        if self.norm_gate is not None:  # F + g * (Norm(F) - F): F at g = 0, Norm(F) at g = 1
+            normed = feat + self.norm_gate.to(feat.dtype).view(1, -1, 1, 1) * (normed - feat)
+        return normed * (1 + self.alpha(cond)) + self.beta(cond)  # Eq. 3
 
 
 class MultiModalAMF(nn.Module):
@@ -124,7 +144,7 @@ class MultiModalAMF(nn.Module):
         feat_ch: C, channels of the modulated features.
         cond_chs: channels of each modality's condition, in application order (paper: kernel, depth, LR).
         **amf_kwargs: keyword arguments of :class:`AMF` (``hidden_ch``, ``norm``, ``num_groups``, ``kernel_size``,
-            ``zero_init``), shared by all layers.
+            ``zero_init``, ``norm_gate``), shared by all layers.
 
     Raises:
         ValueError: if ``cond_chs`` is empty, or as :class:`AMF`.

@@ -11,15 +11,36 @@ Interface (:class:`FirstStage`): ``encode(img) -> latent``, ``decode(latent) -> 
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-__all__ = ['FirstStage', 'PixelUnshuffleStage', 'DiffusersFirstStage', 'load_first_stage', 'FIRST_STAGE_KINDS']
+__all__ = ['FirstStage', 'PixelUnshuffleStage', 'DiffusersFirstStage', 'load_first_stage', 'local_input_path',
+           'FIRST_STAGE_KINDS']
 
 FIRST_STAGE_KINDS = ('autoencoder_kl', 'vq', 'pixel_unshuffle')
+# sub-folder of a diffusers pipeline folder that holds each kind (SD x4 upscaler: vae/, LDM-SR: vqvae/)
+PIPELINE_SUBFOLDERS = {'autoencoder_kl': 'vae', 'vq': 'vqvae'}
+
+
+def local_input_path(path: str | os.PathLike) -> Path:
+    """Where a relative input path (a model folder, an embedding file) is found: the working directory, else the
+    SSR root (``$SSR_ROOT``, see :func:`ssr.utils.paths.repo_root`), else the source checkout holding ``ssr/``.
+
+    Returns the path as given (expanded) when it is found nowhere, for the caller's error message.
+    """
+    from ssr.utils.paths import repo_root
+
+    found = Path(os.path.expanduser(str(path)))
+    if found.exists() or found.is_absolute():
+        return found
+    for root in (repo_root(), Path(__file__).resolve().parents[2]):
+        if (root / found).exists():
+            return root / found
+    return found
 
 
 class FirstStage(nn.Module):
@@ -134,8 +155,9 @@ def load_first_stage(kind: str, path: str | Path | None = None, *, factor: int =
 
     Args:
         kind: one of ``FIRST_STAGE_KINDS``.
-        path: local diffusers folder (``config.json`` + weights) for ``'autoencoder_kl'`` / ``'vq'``; ignored for
-            ``'pixel_unshuffle'``. Nothing is downloaded.
+        path: local diffusers folder (``config.json`` + weights) for ``'autoencoder_kl'`` / ``'vq'``, or a pipeline
+            folder with it as ``vae/`` / ``vqvae/``; ignored for ``'pixel_unshuffle'``. Nothing is downloaded.
+            A relative path is looked up as :func:`local_input_path` says.
         factor: downscale of ``'pixel_unshuffle'``.
         scaling_factor: see :class:`DiffusersFirstStage`.
 
@@ -152,9 +174,13 @@ def load_first_stage(kind: str, path: str | Path | None = None, *, factor: int =
         return PixelUnshuffleStage(factor)
     from diffusers import AutoencoderKL, VQModel
 
-    if path is None or not Path(path).is_dir():
+    folder = None if path is None else local_input_path(path)
+    if folder is not None and not (folder / 'config.json').is_file() \
+            and (folder / PIPELINE_SUBFOLDERS[kind] / 'config.json').is_file():
+        folder = folder / PIPELINE_SUBFOLDERS[kind]
+    if folder is None or not folder.is_dir():
         raise FileNotFoundError(f'first stage {kind!r}: no local diffusers folder at path {str(path)!r} (set the '
                                 f'first stage `path` option to a folder with config.json and weights, e.g. made by '
                                 f'`save_pretrained`, or use kind \'pixel_unshuffle\')')
     cls = AutoencoderKL if kind == 'autoencoder_kl' else VQModel
-    return DiffusersFirstStage(cls.from_pretrained(str(path), local_files_only=True), scaling_factor)
+    return DiffusersFirstStage(cls.from_pretrained(str(folder), local_files_only=True), scaling_factor)

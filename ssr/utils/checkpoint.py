@@ -1,6 +1,7 @@
 """Checkpoint I/O: atomic writes and safe, strict reads of BasicSR-style ``.pth`` files."""
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from collections.abc import Mapping
@@ -74,15 +75,38 @@ def read_state_dict(path: str | os.PathLike, param_key: str | None = 'params') -
     return {k.removeprefix('module.'): v for k, v in state.items()}, used
 
 
+def _first(keys, count: int = 3) -> str:
+    keys = sorted(keys)
+    return ', '.join(repr(k) for k in keys[:count]) + (', ...' if len(keys) > count else '')
+
+
 def load_state_dict_strict(net: nn.Module, state: Mapping[str, torch.Tensor], source: str, strict: bool = True):
-    """Load ``state`` into ``net``; with ``strict``, missing, unexpected and wrong-shape keys raise together."""
+    """Load ``state`` into ``net``.
+
+    With ``strict``, missing, unexpected and wrong-shape keys raise together. Without it, the entries whose key and
+    shape match are loaded, the counts of loaded / missing / unexpected / wrong-shape keys are logged (logger
+    ``basicsr``), and a load that would match no key at all raises instead of silently loading nothing.
+
+    Args:
+        net: the network.
+        state: the state_dict to load.
+        source: where ``state`` comes from (a file name), for the messages.
+        strict: see above.
+
+    Returns:
+        ``net.load_state_dict``'s result (missing and unexpected keys).
+
+    Raises:
+        RuntimeError: with ``strict``, on any mismatch; without it, when no key of ``state`` matches the network.
+    """
     own = net.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     wrong_shape = sorted(f'{k}: checkpoint {tuple(state[k].shape)} vs network {tuple(own[k].shape)}'
                          for k in set(own) & set(state) if tuple(state[k].shape) != tuple(own[k].shape))
+    name = net.__class__.__name__
     if strict and (missing or unexpected or wrong_shape):
-        lines = [f'{source} does not match {net.__class__.__name__}:']
+        lines = [f'{source} does not match {name}:']
         for title, keys in (('missing', missing), ('unexpected', unexpected), ('wrong shape', wrong_shape)):
             if keys:
                 shown = ', '.join(keys[:20]) + (f' ... ({len(keys)} in all)' if len(keys) > 20 else '')
@@ -90,4 +114,12 @@ def load_state_dict_strict(net: nn.Module, state: Mapping[str, torch.Tensor], so
         raise RuntimeError('\n'.join(lines))
     if not strict:
         state = {k: v for k, v in state.items() if k in own and tuple(v.shape) == tuple(own[k].shape)}
+        if own and not state:
+            raise RuntimeError(f'{source} matches none of the {len(own)} keys of {name} (non-strict load): the network '
+                               f'expects keys like {_first(own)}, the file holds {_first(unexpected) or "no tensors"}'
+                               f'{f" ({len(wrong_shape)} of them with the wrong shape)" if wrong_shape else ""}; '
+                               f'check the key prefix and the param key, or convert the file')
+        logging.getLogger('basicsr').info(
+            f'Non-strict load of {source} into {name}: {len(state)} keys loaded, {len(missing)} missing, '
+            f'{len(unexpected)} unexpected, {len(wrong_shape)} with the wrong shape (skipped)')
     return net.load_state_dict(state, strict=strict)

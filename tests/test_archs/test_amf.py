@@ -99,3 +99,24 @@ def test_multimodal_amf_bad_inputs():
     mm = MultiModalAMF(feat_ch=4, cond_chs=[1, 1], norm='none')
     with pytest.raises(ValueError, match='expected 2 conditions, got 1'):
         mm(torch.zeros(1, 4, 4, 4), [torch.zeros(1, 1, 4, 4)])
+
+
+@pytest.mark.parametrize('norm', ['batch', 'group'])
+@pytest.mark.parametrize('train', [True, False], ids=['train', 'eval'])
+def test_norm_gate_starts_as_the_identity_and_is_eq3_at_one(norm, train):
+    amf = AMF(feat_ch=8, cond_ch=3, hidden_ch=16, norm=norm, num_groups=2, norm_gate=True).train(train)
+    feat, cond = torch.randn(2, 8, 8, 8) * 3 + 1, torch.rand(2, 3, 16, 16)
+    torch.testing.assert_close(amf(feat, cond), feat, rtol=0, atol=0)
+    ungated = AMF(feat_ch=8, cond_ch=3, hidden_ch=16, norm=norm, num_groups=2).train(train)
+    with torch.no_grad():
+        amf.norm_gate.fill_(1.0)
+    torch.testing.assert_close(amf(feat, cond), ungated(feat, cond))
+
+
+def test_norm_gate_gets_a_gradient_at_init_and_is_absent_otherwise():
+    amf = AMF(feat_ch=4, cond_ch=2, hidden_ch=8, norm='batch', norm_gate=True)
+    amf(torch.randn(2, 4, 8, 8) * 2 + 1, torch.rand(2, 2, 8, 8)).square().sum().backward()
+    assert amf.norm_gate.grad.abs().max() > 0
+    assert 'norm_gate' not in AMF(feat_ch=4, cond_ch=2, norm='batch').state_dict()  # shipped weights keep their keys
+    with pytest.raises(ValueError, match="norm_gate blends F into Norm\\(F\\) and needs norm 'batch' or 'group'"):
+        AMF(feat_ch=4, cond_ch=2, norm='none', norm_gate=True)

@@ -57,6 +57,22 @@ def test_load_from_a_local_diffusers_folder(tmp_path, cls, kind):
     torch.testing.assert_close(z, ref)
 
 
+@pytest.mark.parametrize('kind, writer, sub', [('autoencoder_kl', 'write_sdx4', 'vae'),
+                                               ('vq', 'write_ldm_sr', 'vqvae')], ids=['sdx4_vae', 'ldm_sr_vqvae'])
+def test_a_pipeline_folder_gives_its_first_stage(tmp_path, monkeypatch, kind, writer, sub):
+    from tests.test_archs import tiny_diffusers
+
+    getattr(tiny_diffusers, writer)(tmp_path / 'pipe')
+    stage = load_first_stage(kind, tmp_path / 'pipe')  # the pipeline folder: its vae/ or vqvae/
+    assert stage.downscale == 4 and stage.latent_channels == (4 if kind == 'autoencoder_kl' else 3)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv('SSR_ROOT', str(tmp_path / 'elsewhere'))
+    relative = load_first_stage(kind, f'pipe/{sub}')  # relative to the working directory
+    torch.testing.assert_close(relative.vae.encoder.conv_in.weight, stage.vae.encoder.conv_in.weight)
+    checkout = load_first_stage('autoencoder_kl', 'tests/data/tiny_sdx4')  # else the source checkout
+    assert checkout.latent_channels == 4
+
+
 def test_missing_folder_names_the_path_and_the_option(tmp_path):
     missing = tmp_path / 'no_vae'
     with pytest.raises(FileNotFoundError, match=f"{missing}.*`path` option"):
