@@ -13,6 +13,7 @@ from ssr.data.image_io import hwc_to_chw_tensor
 from ssr.data.image_source import ImageSource, backend_of
 
 TESTSET_FOLDERS = {'dataroot_gt': 'HR', 'dataroot_lq': 'LR', 'dataroot_kernel': 'kernel', 'dataroot_depth': 'depth'}
+BASE_FOLDER = 'base'  # optional: an SR estimate per image (e.g. the blind path's I^T), written by ssr/test.py runs
 
 
 def load_kernel_field(path: str) -> np.ndarray:
@@ -42,12 +43,15 @@ class SVPairedDataset(data.Dataset):
         dataroot_gt (str, optional): HR images; mod-cropped to ``scale`` x the LR size.
         dataroot_kernel (str, optional): ``<name>.npz`` kernel fields (``kernel``: ``(k*k, h, w)``).
         dataroot_depth (str, optional): ``<name>.png`` 16-bit depth maps at HR size.
+        dataroot_base (str, optional): ``<name>.png`` SR estimates at HR size (e.g. the blind path's I^T, the base
+            of SSR's residual formulation, ``diffusion.formulation: residual``); defaults to ``<dataroot>/base``.
         io_backend (dict, optional): ``{type: disk | lmdb | mmsr_lmdb}`` for LR / HR; guessed when absent.
         scale (int): s.
 
     Returns (per sample):
         ``{'lq': (3, h, w), 'lq_path': str}`` plus, when available, ``'gt': (3, s*h, s*w)``, ``'gt_path'``,
-        ``'kernel': (k*k, h, w)`` summing to 1 and ``'depth': (1, s*h, s*w)`` in [0, 1]. Files are paired by name
+        ``'kernel': (k*k, h, w)`` summing to 1, ``'depth': (1, s*h, s*w)`` in [0, 1] and ``'base': (3, s*h, s*w)`` in
+        [0, 1]. Files are paired by name
         (stem or LMDB key); a missing partner raises ``ValueError`` naming it.
     """
 
@@ -55,11 +59,11 @@ class SVPairedDataset(data.Dataset):
         super().__init__()
         self.opt, self.scale = opt, int(opt.get('scale', 4))
         label = f"datasets.{opt.get('phase', 'test')} ({opt.get('name', '?')})"
-        roots = {key: opt.get(key) for key in TESTSET_FOLDERS}
+        roots = {key: opt.get(key) for key in (*TESTSET_FOLDERS, 'dataroot_base')}
         if opt.get('dataroot'):
             if not os.path.isdir(opt['dataroot']):
                 raise FileNotFoundError(f'{label}: dataroot {opt["dataroot"]!r} does not exist')
-            for key, folder in TESTSET_FOLDERS.items():
+            for key, folder in {**TESTSET_FOLDERS, 'dataroot_base': BASE_FOLDER}.items():
                 candidate = os.path.join(opt['dataroot'], folder)
                 if roots[key] is None and os.path.isdir(candidate):
                     roots[key] = candidate
@@ -73,6 +77,11 @@ class SVPairedDataset(data.Dataset):
             self.gt = ImageSource(roots['dataroot_gt'], backend_of(roots['dataroot_gt'], opt.get('io_backend')),
                                   option='dataroot_gt')
             self._gt_index = self._pair(label, 'dataroot_gt', names, self.gt)
+        self.base = None
+        if roots['dataroot_base']:
+            self.base = ImageSource(roots['dataroot_base'], backend_of(roots['dataroot_base'], opt.get('io_backend')),
+                                    option='dataroot_base')
+            self._base_index = self._pair(label, 'dataroot_base', names, self.base)
         self.kernel_root, self.depth_root = roots['dataroot_kernel'], roots['dataroot_depth']
         for key, root, ext in (('dataroot_kernel', self.kernel_root, '.npz'), ('dataroot_depth', self.depth_root,
                                                                              '.png')):
@@ -107,6 +116,13 @@ class SVPairedDataset(data.Dataset):
                 raise ValueError(f'{self.gt.source(gi)}: HR {tuple(gt.shape[1:])} is smaller than scale '
                                  f'{self.scale} x LR {(h, w)} of {self.lq.source(index)}')
             sample.update(gt=gt[:, :hh, :ww], gt_path=self.gt.source(gi))  # mod-crop
+        if self.base is not None:
+            bi = self._base_index[index]
+            base = hwc_to_chw_tensor(self.base.read_image(bi))
+            if base.shape[1] < hh or base.shape[2] < ww:
+                raise ValueError(f'{self.base.source(bi)}: base {tuple(base.shape[1:])} is smaller than scale '
+                                 f'{self.scale} x LR {(h, w)} of {self.lq.source(index)}')
+            sample['base'] = base[:, :hh, :ww]
         if self.kernel_root:
             path = os.path.join(self.kernel_root, self.names[index] + '.npz')
             field = load_kernel_field(path)

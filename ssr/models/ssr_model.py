@@ -47,7 +47,9 @@ class SSRModel(SVBaseModel):
         first_stage: ``{kind: pixel_unshuffle | autoencoder_kl | vq, path: ~, factor: 4, scaling_factor: ~}``, see
             :func:`~ssr.archs.first_stage.load_first_stage`; frozen, never saved.
         diffusion: the DDPM training schedule ``{num_train_timesteps, beta_schedule, beta_start, beta_end,
-            prediction_type: epsilon}``.
+            prediction_type: epsilon, formulation: image | residual, residual_scale: 1}``. ``residual`` learns
+            ``(E(HR) - E(base)) * residual_scale`` on top of a base image (the data's ``base`` from
+            ``SVPairedDataset``'s ``base/`` folder, else SVKR's I^T), conditioned on ``E(base)``.
         conditions: ``{source: data | svkr}``. ``data``: the dataset's ground-truth kernel field and depth (fast
             training). ``svkr``: K^T and D^T of Algorithm 1 run with frozen networks ``network_e`` (estimator) and
             ``network_sr`` (non-blind SR, e.g. NBSR), plus ``network_d`` (e.g. MiDaSDepth) for ``svkr.depth:
@@ -63,7 +65,9 @@ class SSRModel(SVBaseModel):
             latent tiles with the whole image's condition features cropped per tile and blends the noise with
             Gaussian weights; decoding is tiled the same way (:mod:`ssr.pipelines.tiling`). Both must be
             multiples of the UNet's 2**(n-1). ``color_fix: none | adain | wavelet`` corrects the decoded SR towards
-            the bicubic-upsampled LR (:mod:`ssr.ops.color_correction`).
+            the bicubic-upsampled LR (:mod:`ssr.ops.color_correction`). ``consistency: {steps: all | last_k |
+            final, k, iters, weight, sigma: auto, tau}`` corrects the predicted z_0 toward the LR under the kernel
+            field (:mod:`ssr.ops.consistency`).
         train: ``optim_g``, ``ema_decay``, ``grad_clip``, ``reg_weights: [l1, l2, l3]`` (default 0), ``bf16``
             (autocast on CUDA only), ``depth_dropout`` (probability per image of a random constant depth map with
             ``conditions.source: data``, so the model also runs with ``depth: none``; default 0).
@@ -154,6 +158,7 @@ class SSRModel(SVBaseModel):
     def feed_data(self, data: dict) -> None:
         self.lq_path = (data.get('lq_path') or [None])[0]  # names the blind path's image in validation
         super().feed_data(data)
+        self.base = data['base'].to(self.device) if 'base' in data else None  # SVPairedDataset's base/ folder
         if self.condition_source == 'data' and (self.kernel is None or self.depth is None):
             raise ValueError('SSRModel (conditions.source: data) needs kernel and depth in the data; use '
                              'SVDegradationDataset / SVPairedDataset')
@@ -164,15 +169,15 @@ class SSRModel(SVBaseModel):
     def optimize_parameters(self, current_iter: int) -> None:
         self.optimizer_g.zero_grad()
         # 1. latents and noise (Eq. 5: z_t = sqrt(abar_t) z_0 + sqrt(1 - abar_t) eps)
+        kernel, depth, sr_estimate = self.conditions(self.lq)
         with torch.no_grad():
-            z0, z_lr = self.first_stage.encode(self.gt), self.pipeline.lr_latent(self.lq)
+            z0, z_lr = self.pipeline.training_latents(self.gt, self.lq, self.residual_base(sr_estimate))
         gen = torch.Generator().manual_seed(self.noise_seed * 1_000_003 + int(current_iter))
         t = torch.randint(0, self.diffusion['num_train_timesteps'], (z0.shape[0], ), generator=gen)
         eps = torch.randn(z0.shape, generator=gen).to(self.device)
         t = t.to(self.device)
         z_t = self.train_scheduler.add_noise(z0, eps, t)
         # 2. epsilon_theta and the loss
-        kernel, depth, _ = self.conditions(self.lq)
         if self.condition_source == 'data':
             depth = self.training_depth(current_iter)  # train.depth_dropout
         with self._autocast():
@@ -180,6 +185,22 @@ class SSRModel(SVBaseModel):
         losses = OrderedDict(l_eps=F.mse_loss(out.sample.float(), self._target(z0, eps, t)),
                              l_reg=regularizer(out.features, self.reg_weights))
         self.finish_step(losses, current_iter, [self.net_g])
+
+    def residual_base(self, sr_estimate: Tensor | None) -> Tensor | None:
+        """The base image (B, 3, H, W) in [0, 1] of ``diffusion.formulation: residual``: the data's ``base``
+        (``SVPairedDataset``'s ``base/`` folder), else SVKR's I^T (``conditions.source: svkr``); ``None`` for the
+        image formulation.
+
+        Raises:
+            ValueError: the residual formulation without either source.
+        """
+        if self.diffusion['formulation'] != 'residual':
+            return None
+        base = self.base if getattr(self, 'base', None) is not None else sr_estimate
+        if base is None:
+            raise ValueError('diffusion.formulation: residual needs a base image: a dataset with base/ '
+                             '(SVPairedDataset dataroot_base) or conditions.source: svkr')
+        return base
 
     def _target(self, z0: Tensor, eps: Tensor, t: Tensor) -> Tensor:
         """What the network regresses (``diffusion.prediction_type``): eps (Eq. 5), v or z_0."""
@@ -201,7 +222,8 @@ class SSRModel(SVBaseModel):
         net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.get_bare_model(self.net_g)
         was_training = net.training
         net.eval()
-        out = self.pipeline.with_unet(net)(self.lq, self.kernel, self.depth, noise_level=self.noise_level)
+        out = self.pipeline.with_unet(net)(self.lq, self.kernel, self.depth, noise_level=self.noise_level,
+                                           base=getattr(self, 'base', None))
         self.output = out.sr
         net.train(was_training)
         if self._val_state is not None and self.condition_source == 'svkr':

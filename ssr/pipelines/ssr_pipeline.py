@@ -8,20 +8,27 @@ fix, callable on a tensor outside BasicSR (diffusers-style)::
 Notation (paper -> code): LR ``lq`` (B, 3, h, w), s = ``scale``; z_lr = E(bicubic_s(LR)) (B, C, H / f, W / f) with
 the first stage E of downscale f; f1, f2, f3 = kernel, depth and LR encoder features; epsilon_theta = ``unet``
 (:class:`~ssr.archs.amf_unet_arch.AMFUNet`); K^T, D^T, I^T the outputs of SVKR (Algorithm 1).
+
+Kernel-consistent sampling (``sampler.consistency``, off by default): at the chosen sampler steps the predicted z_0
+is decoded to an image x0_hat, moved towards ``S(K^T * x) = LR`` by :func:`~ssr.ops.consistency.consistent_projection`
+(conjugate gradients with the exact adjoint, stopped at the discrepancy principle), encoded again (exact for the
+pixel-unshuffle first stage, a decode / encode round trip for a VAE / VQ) and the scheduler continues from it.
 """
 from __future__ import annotations
 
 import copy
 import math
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import partial
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
 from ssr.ops.color_correction import apply_color_fix
+from ssr.ops.consistency import ConsistencyInfo, consistent_projection, estimate_noise_sigma
 from ssr.pipelines.loading import network_from_options, option_file
 from ssr.pipelines.sampling import SamplerConfig, diffusion_config, sample_latents
 from ssr.pipelines.svkr import SVKR, SVKRConfig
@@ -31,6 +38,11 @@ from ssr.utils.options import OptionError
 __all__ = ['CONDITION_SOURCES', 'SSROutput', 'SSRPipeline', 'SSRPipelineConfig']
 
 CONDITION_SOURCES = ('data', 'svkr')
+
+
+def _correct_residual(correct: Callable[[Tensor], Tensor], z_base: Tensor, scale: float, r: Tensor) -> Tensor:
+    """A z_0 correction of images applied to a residual latent ``r`` = (z - z_base) * scale."""
+    return (correct(z_base.to(r.dtype) + r / scale) - z_base.to(r.dtype)) * scale
 
 
 @dataclass
@@ -43,12 +55,15 @@ class SSROutput:
         kernel: (B, k*k, h, w) kernel field the UNet was conditioned on (K^T, or the given one).
         depth: (B, 1, H', W') depth in [0, 1] the UNet was conditioned on (D^T, or the given one; H', W' are those of
             the depth source, e.g. (s*h, s*w) for MiDaS on I^T), or ``None`` when none was computed.
+        consistency: one :class:`~ssr.ops.consistency.ConsistencyInfo` per corrected sampler step, in order (empty
+            when ``sampler.consistency`` is off); residuals are those of the padded image the sampler works on.
     """
 
     sr: Tensor
     blind_sr: Tensor | None
     kernel: Tensor
     depth: Tensor | None
+    consistency: list[ConsistencyInfo] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -182,6 +197,24 @@ class SSRPipeline:
         up = F.interpolate(lq, scale_factor=self.config.scale, mode='bicubic', align_corners=False)
         return self.first_stage.encode(up.clamp(0, 1))
 
+    def training_latents(self, gt: Tensor, lq: Tensor, base: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """(z_0, z_lr) the model learns from, per ``diffusion.formulation``.
+
+        ``image`` (the paper): z_0 = E(gt), z_lr = the latent of the bicubic ``lq``. ``residual``: z_0 =
+        (E(gt) - E(base)) * ``residual_scale`` and z_lr = E(base), where ``base`` (B, 3, sh, sw) in [0, 1] is the
+        blind path's I^T; the sampler then only adds what the blind path missed (:meth:`sample`).
+
+        Raises:
+            ValueError: the residual formulation without ``base``.
+        """
+        z_gt = self.first_stage.encode(gt)
+        if self.config.diffusion['formulation'] != 'residual':
+            return z_gt, self.lr_latent(lq)
+        if base is None:
+            raise ValueError('diffusion.formulation: residual needs the base image (the blind path I^T)')
+        z_base = self.first_stage.encode(base.clamp(0, 1))
+        return (z_gt - z_base) * self.config.diffusion['residual_scale'], z_base
+
     def _pad_amount(self, size: int) -> int:
         """Smallest p with ((size + p) * s) divisible by downscale * 2**(n-1), so the latent fits the UNet."""
         step = self.first_stage.downscale * self.latent_multiple
@@ -208,6 +241,45 @@ class SSRPipeline:
         out = svkr(lq)
         return out.kernel, out.depth, out.sr
 
+    def _decode(self, z: Tensor) -> Tensor:
+        """The first stage's decoder on a float32 latent, tiled like the sampler (``sampler.tile``)."""
+        sampler = self.config.sampler
+        if sampler.tile_size:
+            return tiled_decode(self.first_stage.decode, z.float(), sampler.tile_size, sampler.tile_overlap,
+                                self.first_stage.downscale)
+        return self.first_stage.decode(z.float())
+
+    def consistency_step(self, lq: Tensor, kernel: Tensor, sigma: Tensor | float | None,
+                         log: list[ConsistencyInfo] | None = None) -> Callable[[Tensor], Tensor]:
+        """The z_0 correction of ``sampler.consistency`` (which must be set), as the sampler calls it.
+
+        Args:
+            lq: (B, 3, h, w) LR in [0, 1] with h, w fitting the UNet (:meth:`sample` pads it first).
+            kernel: (B, k*k, h, w) the kernel field of the operator (K^T of SVKR or the data's).
+            sigma: the LR noise std of the stop rule, a number or (B,) tensor (``'auto'`` resolved by the caller),
+                or ``None`` (no stop rule).
+            log: each call's :class:`~ssr.ops.consistency.ConsistencyInfo` is appended to it, when given.
+
+        Returns:
+            ``correct(z0) -> z0'`` on (B, C, h*s/f, w*s/f) latents: decode, :func:`~ssr.ops.consistency.
+            consistent_projection` in float32, clamp to [0, 1], encode (exact for pixel-unshuffle).
+        """
+        cons, s = self.config.sampler.consistency, self.config.scale
+        if cons is None:
+            raise ValueError('SSRPipeline.consistency_step needs a sampler.consistency block')
+        lq32, kernel32 = lq.float(), kernel.float()
+
+        def correct(z0: Tensor) -> Tensor:
+            image = self._decode(z0)
+            with torch.autocast(lq.device.type, enabled=False):
+                x, info = consistent_projection(image.float(), lq32, kernel32, s, cons.weight, cons.iters, sigma=sigma,
+                                                tau=cons.tau)
+            if log is not None:
+                log.append(info)
+            return self.first_stage.encode(x.clamp(0, 1)).to(z0.dtype)
+
+        return correct
+
     @torch.no_grad()
     def sample(self, lq: Tensor, kernel: Tensor, depth: Tensor, generator: torch.Generator | None = None,
                sr_estimate: Tensor | None = None) -> Tensor:
@@ -215,7 +287,7 @@ class SSRPipeline:
 
         Args:
             lq: (B, 3, h, w) in [0, 1].
-            kernel: (B, k*k, h, w) kernel field.
+            kernel: (B, k*k, h, w) kernel field (K^T, or the data's); also the operator of ``sampler.consistency``.
             depth: (B, 1, H', W') depth in [0, 1] (any size; resized to the latent grid).
             generator: seeds the sampler; ``None`` = ``sampler.seed``.
             sr_estimate: (B, 3, sh, sw) in [0, 1], the start of ``sampler.start_from: nbsr``.
@@ -223,8 +295,23 @@ class SSRPipeline:
         Returns:
             (B, 3, sh, sw) in [0, 1].
         """
+        return self._sample(lq, kernel, depth, generator, sr_estimate)[0]
+
+    def _residual(self) -> float | None:
+        """``residual_scale`` with ``diffusion.formulation: residual``, else ``None``."""
+        diffusion = self.config.diffusion
+        return diffusion['residual_scale'] if diffusion['formulation'] == 'residual' else None
+
+    @torch.no_grad()
+    def _sample(self, lq: Tensor, kernel: Tensor, depth: Tensor, generator: torch.Generator | None,
+                sr_estimate: Tensor | None) -> tuple[Tensor, list[ConsistencyInfo]]:
+        """:meth:`sample` and the consistency log (see :attr:`SSROutput.consistency`)."""
         s, sampler = self.config.scale, self.config.sampler
         h, w = lq.shape[-2:]
+        cons, log, correction = sampler.consistency, [], {}
+        sigma = None if cons is None else cons.sigma
+        if sigma == 'auto':  # on the LR before the replicate padding below, whose flat border would lower it
+            sigma = estimate_noise_sigma(lq.float())
         ph, pw = self._pad_amount(h), self._pad_amount(w)
         if ph or pw:  # replicate padding so the latent fits the UNet; cropped back below
             dh, dw = ph * depth.shape[-2] // h, pw * depth.shape[-1] // w
@@ -235,11 +322,18 @@ class SSRPipeline:
                 sr_estimate = F.pad(sr_estimate, (0, pw * s, 0, ph * s), mode='replicate')
         if generator is None:
             generator = torch.Generator().manual_seed(sampler.seed)
+        residual = self._residual()
+        if residual is not None and sr_estimate is None:
+            raise ValueError('diffusion.formulation: residual samples on top of the blind path I^T: use '
+                             'conditions.source: svkr, or give the base image (a dataset with base/)')
         with self._autocast(lq.device):
-            z_lr = self.lr_latent(lq)
+            z_base = None if residual is None else self.first_stage.encode(sr_estimate.clamp(0, 1))
+            z_lr = self.lr_latent(lq) if residual is None else z_base
             features = self.unet.encode_conditions(kernel, depth, lq, tuple(z_lr.shape[-2:]))
             start = {}
-            if sampler.start_step is not None:
+            if sampler.start_step is not None and residual is not None:
+                start = dict(start_latent=torch.zeros_like(z_base), start_step=sampler.start_step)  # residual 0
+            elif sampler.start_step is not None:
                 if sampler.start_from == 'nbsr':
                     if sr_estimate is None:
                         raise ValueError('sampler.start_from: nbsr needs the SVKR output (conditions.source: svkr)')
@@ -250,21 +344,26 @@ class SSRPipeline:
             denoiser = self.unet
             if sampler.tile_size:
                 denoiser = TiledUNet(self.unet, sampler.tile_size, sampler.tile_overlap, self.latent_multiple)
-            z0 = sample_latents(denoiser, z_lr, features, tuple(z_lr.shape), sampler.scheduler(self.config.diffusion),
-                                generator, **start)
-        if sampler.tile_size:
-            out = tiled_decode(self.first_stage.decode, z0.float(), sampler.tile_size, sampler.tile_overlap,
-                               self.first_stage.downscale)
-        else:
-            out = self.first_stage.decode(z0.float())
-        out = out.clamp(0, 1)[..., :h * s, :w * s]
+            scheduler = sampler.scheduler(self.config.diffusion)
+            if cons is not None:
+                correct = self.consistency_step(lq, kernel, sigma, log)
+                if residual is not None:  # the operator acts on the image z_base + r / scale
+                    correct = partial(_correct_residual, correct, z_base, residual)
+                correction = dict(correct_x0=correct,
+                                  correct_steps=cons.step_indices(sampler.start_step or 0, len(scheduler.timesteps)))
+            z0 = sample_latents(denoiser, z_lr, features, tuple(z_lr.shape), scheduler, generator, **start,
+                                **correction)
+        if residual is not None:
+            z0 = z_base.float() + z0.float() / residual
+        out = self._decode(z0).clamp(0, 1)[..., :h * s, :w * s]
         if sampler.color_fix != 'none':
             reference = F.interpolate(lq[..., :h, :w], scale_factor=s, mode='bicubic', align_corners=False)
             out = apply_color_fix(sampler.color_fix, out, reference.clamp(0, 1)).clamp(0, 1)
-        return out
+        return out, log
 
     def __call__(self, lq: Tensor, kernel: Tensor | None = None, depth: Tensor | None = None, *,
-                 noise_level: Tensor | None = None, generator: torch.Generator | None = None) -> SSROutput:
+                 noise_level: Tensor | None = None, generator: torch.Generator | None = None,
+                 base: Tensor | None = None) -> SSROutput:
         """SSR of ``lq``.
 
         Args:
@@ -274,10 +373,12 @@ class SSRPipeline:
                 ``svkr.depth: file``.
             noise_level: (B, 1) noise level for SR networks that take one.
             generator: seeds the sampler (default: ``sampler.seed``).
+            base: (B, 3, sh, sw) in [0, 1], the SR estimate to start from / add the residual to instead of SVKR's
+                I^T (e.g. a stored blind-path output with ``conditions.source: data``).
 
         Returns:
             :class:`SSROutput`.
         """
         kernel, depth, blind = self.conditions(lq, kernel, depth, noise_level)
-        sr = self.sample(lq, kernel, depth, generator, sr_estimate=blind)
-        return SSROutput(sr=sr, blind_sr=blind, kernel=kernel, depth=depth)
+        sr, log = self._sample(lq, kernel, depth, generator, blind if base is None else base)
+        return SSROutput(sr=sr, blind_sr=blind, kernel=kernel, depth=depth, consistency=log)

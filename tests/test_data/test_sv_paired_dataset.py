@@ -78,3 +78,19 @@ def test_bad_kernel_file(tmp_path):
 def test_missing_dataroot(tmp_path):
     with pytest.raises(FileNotFoundError, match='dataroot'):
         SVPairedDataset({'name': 't', 'dataroot': str(tmp_path / 'none')})
+
+
+def test_base_folder_gives_the_sr_estimate(testset, tmp_path):
+    root = tmp_path / 'with_base'
+    shutil.copytree(testset, root)
+    (root / 'base').mkdir()
+    for name in ('astronaut', 'coffee'):
+        hr = cv2.imread(str(root / 'HR' / f'{name}.png'))
+        cv2.imwrite(str(root / 'base' / f'{name}.png'), 255 - hr)  # any image of HR size; here the negative
+    ds = SVPairedDataset({'name': 't', 'dataroot': str(root), 'scale': 4})
+    s = ds[1]
+    assert s['base'].shape == s['gt'].shape == (3, 48, 48)
+    torch.testing.assert_close(s['base'], 1 - s['gt'], atol=1 / 255, rtol=0)
+    (root / 'base' / 'coffee.png').unlink()
+    with pytest.raises(ValueError, match='dataroot_base.*coffee'):
+        SVPairedDataset({'name': 't', 'dataroot': str(root), 'scale': 4})

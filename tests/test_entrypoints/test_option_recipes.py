@@ -2,6 +2,7 @@
 test twins test (with weights the test writes from freshly built networks) on a tiny SV test set."""
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import cv2
@@ -27,16 +28,26 @@ def tiny_data(tmp_path_factory) -> dict[str, Path]:
         cv2.imwrite(str(photos / f'{name}.png'), photo(name, 48))
     generate = load_script('generate_sv_testset').main
     assert generate(['-i', str(photos), '-o', str(root / 'sv'), '--kernel-size', '11', '--quiet']) == 0
-    return {'photos': photos, 'sv': root / 'sv'}
+    base = root / 'sv_base'  # the set with base/ = an SR estimate per image (here the bicubic LR), for residual SSR
+    shutil.copytree(root / 'sv', base)
+    (base / 'base').mkdir()
+    for lr in sorted((base / 'LR').glob('*.png')):
+        img = cv2.imread(str(lr))
+        cv2.imwrite(str(base / 'base' / lr.name), cv2.resize(img, None, fx=4, fy=4, interpolation=cv2.INTER_CUBIC))
+    return {'photos': photos, 'sv': root / 'sv', 'sv_base': base}
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize('twin', TRAIN_TWINS)
 def test_train_twin_trains_and_validates(tmp_path, tiny_data, twin):
     merged = load_yaml(TWINS / twin)
-    datasets = {'train': {'dataroot_gt': str(tiny_data['photos'])}}
+    residual = (merged.get('diffusion') or {}).get('formulation') == 'residual'
+    if merged['datasets']['train']['type'] == 'SVPairedDataset':  # fixed pairs (with base/ for residual SSR)
+        datasets = {'train': {'dataroot': str(tiny_data['sv_base' if residual else 'sv'])}}
+    else:
+        datasets = {'train': {'dataroot_gt': str(tiny_data['photos'])}}
     if 'val' in merged['datasets']:
-        datasets['val'] = {'dataroot': str(tiny_data['sv'])}
+        datasets['val'] = {'dataroot': str(tiny_data['sv_base' if residual else 'sv'])}
     opt = write_options(tmp_path / twin, {'_base_': str(TWINS / twin), 'datasets': datasets,
                                           'train': {'total_iter': 10}, 'logger': {'print_freq': 1}})
     proc = run_entry('train.py', ['-opt', str(opt)], root=tmp_path)
