@@ -18,3 +18,9 @@ done
   --trunk experiments/pretrained_models/RealSR_DF2K_x4_rrdb.pth
 "$PY" scripts/export_lite_weights.py --overwrite -o weights/ssr_lite_x4.pth --param-key params_ema \
   --ssr experiments/train_SSR_lite_x4_AMFUNet_c96_ft/models/net_g_latest.pth
+# the residual SSR-lite of test_ssr_lite_x4.yml: fixed pairs with the lite blind path's output, then 1,500 iterations
+# from the image-formulation weights
+[ -d datasets/SSR_residual_train ] || bash scripts/prepare_residual_set.sh
+"$PY" ssr/train.py -opt options/train_ssr_lite_residual_x4.yml --auto_resume
+"$PY" scripts/export_lite_weights.py --overwrite -o weights/ssr_lite_residual_x4.pth --param-key params_ema \
+  --ssr experiments/train_SSR_lite_residual_x4/models/net_g_latest.pth

@@ -56,10 +56,11 @@ def test_ssr_lite_weights_load_strictly_into_the_demo_network():
     from ssr.utils.options import load_options
 
     opt = load_options(str(REPO / 'options' / 'test_ssr_x4_demo.yml'), is_train=False)
-    assert opt['path']['pretrain_network_g'] == str(REPO / 'weights' / 'ssr_lite_x4.pth')
+    assert opt['path']['pretrain_network_g'] == str(REPO / 'weights' / 'ssr_lite_residual_x4.pth')
     net = AMFUNet(**{k: v for k, v in opt['network_g'].items() if k != 'type'})
-    state = torch.load(WEIGHTS / 'ssr_lite_x4.pth', weights_only=True)[opt['path']['param_key_g']]
-    net.load_state_dict(state, strict=True)
+    for name in ('ssr_lite_residual_x4.pth', 'ssr_lite_x4.pth'):  # the residual (demo) and image-formulation runs
+        state = torch.load(WEIGHTS / name, weights_only=True)[opt['path']['param_key_g']]
+        net.load_state_dict(state, strict=True)
     assert opt['path']['pretrain_network_e'] == str(REPO / 'weights' / 'dkenet_f32_x4_sv.pth')
     assert opt['path']['pretrain_network_sr'] == str(REPO / 'weights' / 'nbsr_sft_delta_x4_sv.pth')
 

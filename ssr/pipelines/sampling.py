@@ -198,6 +198,8 @@ class SamplerConfig:
         tile_size: latent tile side (0 = off); tile_overlap: latent overlap, 0 <= overlap < size.
         color_fix: ``none``, ``adain`` or ``wavelet`` (:mod:`ssr.ops.color_correction`).
         consistency: the kernel-consistent correction (:class:`ConsistencyConfig`), or None (off, the default).
+        residual_strength: with ``diffusion.formulation: residual``, the output is ``base + strength * residual``:
+            1 adds the sampled residual as it is, 0 returns the base (the blind path); a perception-distortion knob.
     """
 
     kind: str = 'ddim'
@@ -209,10 +211,12 @@ class SamplerConfig:
     tile_overlap: int = 0
     color_fix: str = 'none'
     consistency: ConsistencyConfig | None = None
+    residual_strength: float = 1.0
 
     @classmethod
     def from_options(cls, sampler: Mapping | None, diffusion: Mapping | None = None) -> SamplerConfig:
-        """``{kind, steps, seed, start_step, start_from, tile: {size, overlap}, color_fix, consistency}`` with
+        """``{kind, steps, seed, start_step, start_from, tile: {size, overlap}, color_fix, consistency,
+        residual_strength}`` with
         defaults, checked against the training schedule ``diffusion`` (steps <= T).
 
         Raises:
@@ -224,7 +228,10 @@ class SamplerConfig:
                   start_step=None if opt.get('start_step') is None else int(opt['start_step']),
                   start_from=opt.get('start_from', 'bicubic'), tile_size=int(tile.get('size', 0)),
                   tile_overlap=int(tile.get('overlap', 0)), color_fix=opt.get('color_fix', 'none') or 'none',
-                  consistency=ConsistencyConfig.from_options(opt.get('consistency')))
+                  consistency=ConsistencyConfig.from_options(opt.get('consistency')),
+                  residual_strength=float(opt.get('residual_strength', 1.0)))
+        if not 0 <= cfg.residual_strength <= 2:
+            raise ValueError(f'sampler.residual_strength {cfg.residual_strength} not in [0, 2]')
         if cfg.start_from not in START_FROM:
             raise ValueError(f'sampler.start_from {cfg.start_from!r} not in {START_FROM}')
         if cfg.kind not in SAMPLER_KINDS:

@@ -354,7 +354,7 @@ class SSRPipeline:
             z0 = sample_latents(denoiser, z_lr, features, tuple(z_lr.shape), scheduler, generator, **start,
                                 **correction)
         if residual is not None:
-            z0 = z_base.float() + z0.float() / residual
+            z0 = z_base.float() + z0.float() * (sampler.residual_strength / residual)
         out = self._decode(z0).clamp(0, 1)[..., :h * s, :w * s]
         if sampler.color_fix != 'none':
             reference = F.interpolate(lq[..., :h, :w], scale_factor=s, mode='bicubic', align_corners=False)

@@ -71,3 +71,18 @@ def test_a_zero_residual_returns_the_base(start_step):
     assert diff.mean() < 1.5 * bound * 0.8 and diff.max() < 6 * bound  # E|N(0, 1)| = 0.8
     with pytest.raises(ValueError, match='residual'):
         pipe(lq, kernel, depth)  # no I^T to add the residual to
+
+
+def test_residual_strength_scales_what_is_added():
+    lq, kernel, depth, base = _inputs()
+    outs = {}
+    for strength in (0.0, 0.5, 1.0):
+        pipe = _pipeline({'formulation': 'residual', 'residual_scale': 8},
+                         {'kind': 'dpmsolver++', 'steps': 2, 'residual_strength': strength})
+        outs[strength] = pipe(lq, kernel, depth, base=base).sr
+    torch.testing.assert_close(outs[0.0], base, atol=1e-6, rtol=0)
+    inside = ((base > 0.05) & (base < 0.95) & (outs[1.0] > 0) & (outs[1.0] < 1)).float()  # away from the clamp
+    added_half, added_full = (outs[0.5] - base) * inside, (outs[1.0] - base) * inside
+    torch.testing.assert_close(added_half, added_full / 2, atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match='residual_strength'):
+        _pipeline({'formulation': 'residual'}, {'residual_strength': -1})

@@ -49,7 +49,7 @@ def test_midas_option_files_switch_both_models_to_midas_depth(tmp_path):
     for opt in (ssr, blind):
         assert opt['network_d'] == {'type': 'MiDaSDepth', 'variant': 'midas_v21_small_256',
                                     'weights_path': str(weights.resolve())}
-    assert ssr['name'] == 'demo_SSR_x4' and ssr['path']['pretrain_network_g'].endswith('weights/ssr_lite_x4.pth')
+    assert ssr['name'] == 'demo_SSR_x4' and ssr['path']['pretrain_network_g'].endswith('weights/ssr_lite_residual_x4.pth')
 
 
 def test_a_missing_midas_file_is_an_error_naming_the_flag(tmp_path, caplog):
