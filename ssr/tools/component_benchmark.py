@@ -106,7 +106,8 @@ def component_rows(opt_path: str, lr_size: int = 64, device: str = 'cpu',
         f'SVKR (T = {cfg.svkr.iterations}, depth {cfg.svkr.depth})': lambda: pipe.conditions(lq, depth=depth),
         'condition encoders': lambda: net.encode_conditions(kernel, cond_depth, lq, tuple(z_lr.shape[-2:])),
         'AMFUNet, one step': lambda: net(z0, t, z_lr, features=feats),
-        f'sampling ({sampler.kind}, {sampler.steps} steps, start {sampler.start_step})':
+        f"sampling ({sampler.kind}, {sampler.steps} steps, "
+        f"{'from noise' if sampler.start_step is None else f'start {sampler.start_step}'})":
             lambda: sample_latents(net, z_lr, feats, tuple(z_lr.shape), sampler.scheduler(cfg.diffusion),
                                    torch.Generator().manual_seed(0), **start),
         'first-stage decode': lambda: pipe.first_stage.decode(z0),

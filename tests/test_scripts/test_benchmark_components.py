@@ -12,7 +12,7 @@ def test_prints_every_component_and_end_to_end(capsys):
     assert benchmark.main(['--opt', opt, '--lr-size', '8', '--repeats', '1', '--threads', '1']) == 0
     out = capsys.readouterr().out
     for row in ('| degradation (training, HR 32 px) |', '| DKENet |', '| NBSR |', '| SVKR (T = 0, depth none) |',
-                '| AMFUNet, one step |', '| sampling (ddim, 3 steps, start 1) |', '| end to end (SSRModel.test) |',
+                '| AMFUNet, one step |', '| sampling (dpmsolver++, 3 steps, from noise) |', '| end to end (SSRModel.test) |',
                 '| consistency step (10 CG iterations, weight 0.001), per corrected sampler step |'):
         assert row in out, out
     ms = {line.split('|')[1].strip(): float(line.split('|')[2]) for line in out.splitlines()
