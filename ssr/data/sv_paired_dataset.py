@@ -102,6 +102,15 @@ class SVPairedDataset(data.Dataset):
     def __len__(self) -> int:
         return len(self.names)
 
+    def _read_hr_sized(self, source: ImageSource, i: int, what: str, lr_size: tuple[int, int], index: int):
+        """Image ``i`` of ``source`` as (3, s*h, s*w), mod-cropped; an image smaller than that is an error."""
+        img = hwc_to_chw_tensor(source.read_image(i))
+        hh, ww = lr_size[0] * self.scale, lr_size[1] * self.scale
+        if img.shape[1] < hh or img.shape[2] < ww:
+            raise ValueError(f'{source.source(i)}: {what} {tuple(img.shape[1:])} is smaller than scale '
+                             f'{self.scale} x LR {lr_size} of {self.lq.source(index)}')
+        return img[:, :hh, :ww]
+
     def __getitem__(self, index: int) -> dict[str, Any]:
         from ssr.data.image_io import decode_depth
 
@@ -111,18 +120,9 @@ class SVPairedDataset(data.Dataset):
         hh, ww = h * self.scale, w * self.scale
         if self.gt is not None:
             gi = self._gt_index[index]
-            gt = hwc_to_chw_tensor(self.gt.read_image(gi))
-            if gt.shape[1] < hh or gt.shape[2] < ww:
-                raise ValueError(f'{self.gt.source(gi)}: HR {tuple(gt.shape[1:])} is smaller than scale '
-                                 f'{self.scale} x LR {(h, w)} of {self.lq.source(index)}')
-            sample.update(gt=gt[:, :hh, :ww], gt_path=self.gt.source(gi))  # mod-crop
+            sample.update(gt=self._read_hr_sized(self.gt, gi, 'HR', (h, w), index), gt_path=self.gt.source(gi))
         if self.base is not None:
-            bi = self._base_index[index]
-            base = hwc_to_chw_tensor(self.base.read_image(bi))
-            if base.shape[1] < hh or base.shape[2] < ww:
-                raise ValueError(f'{self.base.source(bi)}: base {tuple(base.shape[1:])} is smaller than scale '
-                                 f'{self.scale} x LR {(h, w)} of {self.lq.source(index)}')
-            sample['base'] = base[:, :hh, :ww]
+            sample['base'] = self._read_hr_sized(self.base, self._base_index[index], 'base', (h, w), index)
         if self.kernel_root:
             path = os.path.join(self.kernel_root, self.names[index] + '.npz')
             field = load_kernel_field(path)
