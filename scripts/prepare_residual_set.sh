@@ -34,13 +34,15 @@ datasets:
   test_2: {name: set_b, type: SVPairedDataset, dataroot: $(pwd)/$WORK/set_b}
 val: {save_img: true, suffix: base, metrics: {_delete_: true}}
 YML
-SSR_ROOT="$(pwd)/$WORK" $PY ssr/test.py -opt "$WORK/blind.yml"
+[ -f experiments/pretrained_models/RealSR_DF2K_x4_rrdb.pth ] || $PY scripts/convert_realsr_ncnn.py
+rm -rf results/residual_train_base
+$PY ssr/test.py -opt "$WORK/blind.yml"
 mkdir -p "$OUT.tmp"/{HR,LR,kernel,depth,base}
 for half in a b; do
   for sub in HR LR kernel depth; do cp "$WORK/set_$half/$sub"/* "$OUT.tmp/$sub/"; done
-  for f in "$WORK"/results/residual_train_base/visualization/set_$half/*_base.png; do
+  for f in results/residual_train_base/visualization/set_$half/*_base.png; do
     cp "$f" "$OUT.tmp/base/$(basename "$f" _base.png).png"
   done
 done
-rm -rf "$OUT" && mv "$OUT.tmp" "$OUT" && rm -rf "$WORK"
+rm -rf "$OUT" && mv "$OUT.tmp" "$OUT" && rm -rf "$WORK" results/residual_train_base
 echo "[prepare_residual_set] wrote $(ls "$OUT/LR" | wc -l) pairs to $OUT"
