@@ -18,7 +18,6 @@ Notation: B batch, h x w LR size, s scale, k kernel size, L PCA components, C = 
 """
 from __future__ import annotations
 
-import math
 from functools import lru_cache
 
 import torch
@@ -30,7 +29,7 @@ from torch.nn import functional as F
 
 from ssr.archs.sft import SFTLayer
 from ssr.ops.kernel_pca import KernelPCA
-from ssr.ops.kernels import gaussian_kernels
+from ssr.ops.kernels import sample_gaussian_kernels
 
 __all__ = ['NBSR', 'default_kernel_pca']
 
@@ -68,11 +67,7 @@ def default_kernel_pca(kernel_size: int = 21, scale: int = 4, num_components: in
 @lru_cache(maxsize=8)
 def _default_pca_buffers(kernel_size: int, scale: int, num_components: int) -> tuple[Tensor, Tensor, Tensor]:
     generator = torch.Generator().manual_seed(_PCA_SEED)
-    u_sigma1, u_sigma2, u_theta, u_iso = torch.rand(4, _PCA_SAMPLES, generator=generator, dtype=torch.float64)
-    low, high = _PCA_SIGMA_RANGE
-    sigma1 = low + (high - low) * u_sigma1
-    sigma2 = torch.where(u_iso < _PCA_ISO_PROB, sigma1, low + (high - low) * u_sigma2)
-    kernels = gaussian_kernels(sigma1, sigma2, math.pi * u_theta, kernel_size, scale)
+    kernels = sample_gaussian_kernels(_PCA_SAMPLES, kernel_size, scale, _PCA_SIGMA_RANGE, _PCA_ISO_PROB, generator)
     pca = KernelPCA.fit(kernels, num_components)
     return pca.mean.clone(), pca.components.clone(), pca.explained_variance_ratio.clone()
 

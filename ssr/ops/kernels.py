@@ -455,3 +455,17 @@ def kernel_params_from_moments(kernels: Tensor) -> tuple[Tensor, Tensor, Tensor]
         truncated by the K x K window have smaller moments than their untruncated parameters.
     """
     return covariance_to_gaussian_params(kernel_moments(kernels)[1])
+
+
+def sample_gaussian_kernels(num: int, kernel_size: int, scale: int, sigma_range: tuple[float, float],
+                            iso_prob: float, generator: torch.Generator, device: torch.device | str = 'cpu') -> Tensor:
+    """Draws (num, k, k) float64 Gaussian kernels (the kernel PCA's fitting distribution): sigma1, sigma2 ~ U[sigma_range] std, theta ~ U[0, pi).
+
+    With probability ``iso_prob`` a kernel is isotropic (sigma2 = sigma1). Four (num,) uniform vectors are drawn
+    from ``generator`` in a fixed order.
+    """
+    low, high = sigma_range
+    u_sigma1, u_sigma2, u_theta, u_iso = torch.rand(4, num, generator=generator, dtype=torch.float64, device=device)
+    sigma1 = low + (high - low) * u_sigma1
+    sigma2 = torch.where(u_iso < iso_prob, sigma1, low + (high - low) * u_sigma2)
+    return gaussian_kernels(sigma1, sigma2, math.pi * u_theta, kernel_size, scale)

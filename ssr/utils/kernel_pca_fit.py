@@ -7,31 +7,16 @@ deviations in HR pixels), theta ~ U[0, pi), a fraction of them isotropic, all ce
 """
 from __future__ import annotations
 
-import math
 
 import torch
 from torch import Tensor
 
 from ssr.ops.kernel_pca import KernelPCA
-from ssr.ops.kernels import gaussian_kernels
+from ssr.ops.kernels import sample_gaussian_kernels
 
-__all__ = ['WEIGHTINGS', 'sample_gaussian_kernels', 'relative_reconstruction_error', 'fit_kernel_pca']
+__all__ = ['WEIGHTINGS', 'relative_reconstruction_error', 'fit_kernel_pca']
 
 WEIGHTINGS = ('none', 'inverse-norm')
-
-
-def sample_gaussian_kernels(num: int, kernel_size: int, scale: int, sigma_range: tuple[float, float],
-                            iso_prob: float, generator: torch.Generator, device: torch.device | str = 'cpu') -> Tensor:
-    """Draws (num, k, k) float64 Gaussian kernels: sigma1, sigma2 ~ U[sigma_range] std, theta ~ U[0, pi).
-
-    With probability ``iso_prob`` a kernel is isotropic (sigma2 = sigma1). Four (num,) uniform vectors are drawn
-    from ``generator`` in a fixed order.
-    """
-    low, high = sigma_range
-    u_sigma1, u_sigma2, u_theta, u_iso = torch.rand(4, num, generator=generator, dtype=torch.float64, device=device)
-    sigma1 = low + (high - low) * u_sigma1
-    sigma2 = torch.where(u_iso < iso_prob, sigma1, low + (high - low) * u_sigma2)
-    return gaussian_kernels(sigma1, sigma2, math.pi * u_theta, kernel_size, scale)
 
 
 def relative_reconstruction_error(pca: KernelPCA, kernels: Tensor) -> Tensor:

@@ -8,6 +8,8 @@ from collections.abc import Callable
 
 import torch
 
+from ssr.utils.timing import synchronize
+
 
 def status_kb(key: str) -> int:
     """A ``/proc/self/status`` field in kB, e.g. ``VmRSS`` (resident) or ``VmHWM`` (peak resident)."""
@@ -28,11 +30,6 @@ def reset_peak_rss() -> bool:
         return False
 
 
-def _sync(device: str) -> None:
-    if str(device).startswith('cuda'):
-        torch.cuda.synchronize()
-
-
 def measure(fn: Callable[[], object], device: str, repeats: int) -> tuple[float, float | None]:
     """(median seconds over ``repeats`` calls, peak MiB of the first call above the state before it, or None).
 
@@ -41,14 +38,14 @@ def measure(fn: Callable[[], object], device: str, repeats: int) -> tuple[float,
     later (warm) calls.
     """
     cuda = str(device).startswith('cuda')
-    _sync(device)
+    synchronize(device)
     if cuda:
         before = torch.cuda.memory_allocated()
         torch.cuda.reset_peak_memory_stats()
     else:
         before = status_kb('VmRSS') * 1024 if reset_peak_rss() else None
     fn()
-    _sync(device)
+    synchronize(device)
     if cuda:
         peak = (torch.cuda.max_memory_allocated() - before) / 2**20
     else:
@@ -57,6 +54,6 @@ def measure(fn: Callable[[], object], device: str, repeats: int) -> tuple[float,
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
-        _sync(device)
+        synchronize(device)
         times.append(time.perf_counter() - start)
     return statistics.median(times), peak
