@@ -38,10 +38,38 @@ from torch import Tensor, nn
 
 from ssr.archs.sft import resize_to
 
-__all__ = ['AMF', 'MultiModalAMF', 'AMF_NORMS', 'MODALITIES']
+__all__ = ['AMF', 'MultiModalAMF', 'AMF_NORMS', 'MODALITIES', 'select_modalities']
 
 AMF_NORMS = ('batch', 'group', 'none')
 MODALITIES = ('kernel', 'depth', 'lr')  # order of application (paper: f1 kernel, f2 depth, f3 LR)
+
+
+def select_modalities(names: Sequence[str] | None, key: str = 'network_g.amf_modalities') -> tuple[str, ...]:
+    """The modalities AMF fuses (the Table 2 ablations), in application order whatever order ``names`` lists.
+
+    Args:
+        names: a non-empty subset of ``MODALITIES``; ``None`` = all of them (the paper's SSR).
+        key: the option that set ``names``, named in the errors.
+
+    Returns:
+        The names in the order of ``MODALITIES``.
+
+    Raises:
+        ValueError: ``names`` is a bare string, empty, repeats a name or holds a name not in ``MODALITIES``.
+    """
+    if names is None:
+        return MODALITIES
+    if isinstance(names, str):
+        raise ValueError(f'{key}: expected a list of names from {MODALITIES}, got the string {names!r}')
+    names = list(names)
+    unknown = [n for n in names if n not in MODALITIES]
+    if unknown:
+        raise ValueError(f'{key}: {unknown} not in {MODALITIES}')
+    if not names:
+        raise ValueError(f'{key}: expected at least one of {MODALITIES}, got an empty list')
+    if len(set(names)) != len(names):
+        raise ValueError(f'{key}: {names} names a modality twice')
+    return tuple(m for m in MODALITIES if m in names)
 
 
 def _conv_mlp(in_ch: int, hidden_ch: int, out_ch: int, kernel_size: int) -> nn.Sequential:

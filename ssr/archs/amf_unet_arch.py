@@ -23,6 +23,11 @@ entry of the features, so that sampling (which computes the features once) and l
 level by level; ``c_lr`` is a level-0 map) need no change; ``z_lr`` is still checked but not used. AMF then starts as
 the identity (``amf_norm_gate``, see :mod:`ssr.archs.amf`): at step 0 AMFUNet computes the pretrained UNet's output.
 
+Modalities (``amf_modalities``, the ablations of the paper's Table 2): any non-empty subset of kernel, depth and LR.
+The encoders and AMF layers of the others are not built, their conditions are not needed, and the features are those
+of the chosen modalities in the order kernel, depth, LR (``[f1, f2, f3]`` for all three, the default, whose state-dict
+keys are those of the shipped weights). The base UNet always sees ``concat(z_t, z_lr)``.
+
 Each site uses the encoder level whose stride matches the site's output, so no resizing happens at run time:
 
 ==========  =============================  ==================================
@@ -52,7 +57,7 @@ from diffusers import ModelMixin, UNet2DConditionModel, UNet2DModel
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from torch import Tensor, nn
 
-from ssr.archs.amf import MODALITIES, MultiModalAMF
+from ssr.archs.amf import MODALITIES, MultiModalAMF, select_modalities
 from ssr.archs.condition_encoders import DepthEncoder, KernelEncoder, LREncoder
 from ssr.archs.first_stage import local_input_path
 from ssr.archs.sft import resize_to
@@ -78,12 +83,19 @@ class AMFUNetOutput:
 
     Attributes:
         sample: (B, C, h, w) the UNet's prediction (epsilon, v or x0, as the training chose).
-        features: ``[f1, f2, f3]`` = encoder outputs for (kernel, depth, LR), each a list of n maps, level l of shape
-            (B, channels_l, h / 2**l, w / 2**l); they enter the L1 terms of Eq. 5.
+        features: ``[f1, f2, f3]`` = encoder outputs for (kernel, depth, LR), or for the ``amf_modalities`` in
+            that order, each a list of n maps, level l of shape (B, channels_l, h / 2**l, w / 2**l); they enter the
+            L1 terms of Eq. 5.
     """
 
     sample: Tensor
     features: list[list[Tensor]]
+
+
+def _and(words: Sequence[str]) -> str:
+    """``a, b and c``."""
+    words = list(words)
+    return words[0] if len(words) == 1 else f'{", ".join(words[:-1])} and {words[-1]}'
 
 
 def _site_names(n: int) -> list[str]:
@@ -189,7 +201,7 @@ class AMFSite(MultiModalAMF):
         site: ``down{i}``, ``mid`` or ``up{j}``.
         level: encoder level whose stride matches the block output (see the module table).
         feat_ch: channels of the block output.
-        cond_chs: channels of each modality's level-``level`` features, in the order of ``MODALITIES``.
+        cond_chs: channels of each used modality's level-``level`` features, in the order of ``MODALITIES``.
         **amf_kwargs: keyword arguments of :class:`~ssr.archs.amf.AMF`.
 
     Raises:
@@ -207,8 +219,8 @@ class AMFSite(MultiModalAMF):
 
         Args:
             block: the UNet block of this site.
-            features: ``[f1, f2, f3]``, each a list of per-level (B, D_l, h_l, w_l) maps (AMFUNet's
-                ``encode_conditions``).
+            features: one list of per-level (B, D_l, h_l, w_l) maps per used modality (``[f1, f2, f3]`` for all
+                three; AMFUNet's ``encode_conditions``).
             *args, **kwargs: the block's own arguments.
 
         Returns:
@@ -238,6 +250,9 @@ class AMFUNet(ModelMixin, ConfigMixin):
         norm_num_groups: GroupNorm groups of the UNet, the LR encoder and group-norm AMF; must divide every width.
         attention_head_dim: channels per attention head.
         amf_levels: AMF sites, from ``down0 .. down{n-1}, mid, up0 .. up{n-1}``; ``None`` = all of them.
+        amf_modalities: the conditions AMF fuses, a non-empty subset of ``kernel``, ``depth``, ``lr`` in any order
+            (the paper's Table 2 ablations); ``None`` = all three. The encoders and AMF layers of the others are not
+            built, and their arguments (``kernel_in_ch``, ``*_encoder_channels``) are ignored.
         amf_hidden: hidden width of the AMF MLPs (paper: 128).
         amf_norm: ``'batch'`` (paper), ``'group'`` or ``'none'``, see :class:`~ssr.archs.amf.AMF`.
         amf_kernel_size: 1 or 3, kernel of the AMF MLP convs.
@@ -269,8 +284,8 @@ class AMFUNet(ModelMixin, ConfigMixin):
         lora_target_modules: module names that get LoRA; ``None`` = ``to_q, to_k, to_v, to_out.0``.
 
     Raises:
-        ValueError: on an unknown AMF site, mismatched level counts, a pretrained UNet whose channels do not fit
-            ``lr_input``, or as the parts it builds.
+        ValueError: on an unknown AMF site or modality, mismatched level counts, a pretrained UNet whose channels do
+            not fit ``lr_input``, or as the parts it builds.
         FileNotFoundError: ``pretrained_unet`` or ``prompt_embedding`` is missing.
         ImportError: ``lora_rank`` > 0 without ``peft``.
     """
@@ -280,7 +295,8 @@ class AMFUNet(ModelMixin, ConfigMixin):
                  block_out_channels: Sequence[int] = (128, 256, 512, 512),
                  down_block_types: Sequence[str] | None = None, up_block_types: Sequence[str] | None = None,
                  layers_per_block: int = 2, norm_num_groups: int = 32, attention_head_dim: int = 32,
-                 amf_levels: Sequence[str] | None = None, amf_hidden: int = 128, amf_norm: str = 'batch',
+                 amf_levels: Sequence[str] | None = None, amf_modalities: Sequence[str] | None = None,
+                 amf_hidden: int = 128, amf_norm: str = 'batch',
                  amf_kernel_size: int = 1, kernel_in_ch: int = 441, kernel_input: str = 'field', lr_in_ch: int = 3,
                  lr_encoder_channels: Sequence[int] | None = None, lr_layers_per_block: int = 1,
                  depth_encoder_channels: Sequence[int] | None = None,
@@ -332,6 +348,7 @@ class AMFUNet(ModelMixin, ConfigMixin):
         unknown = [s for s in amf_levels if s not in sites]
         if unknown:
             raise ValueError(f'AMFUNet: amf_levels {unknown} not in {sites}')
+        self.modalities = select_modalities(amf_modalities)
         half = n // 2
         if down_block_types is None:
             down_block_types = ['DownBlock2D'] * half + ['AttnDownBlock2D'] * (n - half)
@@ -356,6 +373,7 @@ class AMFUNet(ModelMixin, ConfigMixin):
             'depth': depth_encoder_channels or _default_widths(block_out_channels, 4),
             'lr': lr_encoder_channels or _default_widths(block_out_channels, 2),
         }
+        widths = {m: chs for m, chs in widths.items() if m in self.modalities}
         for name, chs in widths.items():
             if len(chs) != n:
                 raise ValueError(f'AMFUNet: {name} encoder channels {list(chs)} need one entry per level ({n})')
@@ -382,10 +400,16 @@ class AMFUNet(ModelMixin, ConfigMixin):
         if self.conditional:
             # not persistent: read from its file (or zeros) at build time, never part of a checkpoint
             self.register_buffer('prompt_embeds', self._prompt_embedding(prompt_embedding), persistent=False)
-        self.kernel_encoder = KernelEncoder(in_ch=kernel_in_ch, channels=widths['kernel'], kernel_input=kernel_input)
-        self.depth_encoder = DepthEncoder(channels=widths['depth'])
-        self.lr_encoder = LREncoder(in_ch=lr_in_ch, block_out_channels=widths['lr'],
-                                    layers_per_block=lr_layers_per_block, norm_num_groups=norm_num_groups)
+        # an unused modality's encoder is None: no parameters, and no keys in the state dict
+        self.kernel_encoder = self.depth_encoder = self.lr_encoder = None
+        if 'kernel' in self.modalities:
+            self.kernel_encoder = KernelEncoder(in_ch=kernel_in_ch, channels=widths['kernel'],
+                                                kernel_input=kernel_input)
+        if 'depth' in self.modalities:
+            self.depth_encoder = DepthEncoder(channels=widths['depth'])
+        if 'lr' in self.modalities:
+            self.lr_encoder = LREncoder(in_ch=lr_in_ch, block_out_channels=widths['lr'],
+                                        layers_per_block=lr_layers_per_block, norm_num_groups=norm_num_groups)
 
         # 3. AMF per site: a wrapper that the forward runs each chosen block through
         self.amf_levels = amf_levels
@@ -397,7 +421,7 @@ class AMFUNet(ModelMixin, ConfigMixin):
             lvl = self.site_levels[site]
             self.amf[site] = AMFSite(
                 site=site, level=lvl, feat_ch=_site_channels(site, block_out_channels),
-                cond_chs=[widths[m][lvl] for m in MODALITIES], hidden_ch=amf_hidden, norm=amf_norm,
+                cond_chs=[widths[m][lvl] for m in self.modalities], hidden_ch=amf_hidden, norm=amf_norm,
                 num_groups=norm_num_groups, kernel_size=amf_kernel_size, zero_init=True, norm_gate=amf_norm_gate)
 
         if freeze_base:
@@ -498,7 +522,7 @@ class AMFUNet(ModelMixin, ConfigMixin):
         Args:
             sample: (B, C + C_lr, h, w) ``concat(z_t, z_lr)`` (or ``concat(z_t, c_lr)``, LR pixels in [-1, 1]).
             timestep: (B,) or scalar timestep(s).
-            features: ``[f1, f2, f3]`` from :meth:`encode_conditions`.
+            features: ``[f1, f2, f3]`` (the used modalities' features) from :meth:`encode_conditions`.
 
         Returns:
             (B, C, h, w) prediction.
@@ -558,15 +582,31 @@ class AMFUNet(ModelMixin, ConfigMixin):
         if z_t.shape[-2] % mult or z_t.shape[-1] % mult:
             raise ValueError(f'AMFUNet: latent size {tuple(z_t.shape[-2:])} must be a multiple of {mult}')
 
-    def encode_conditions(self, kernel: Tensor, depth: Tensor, lr: Tensor, size: tuple[int, int]) -> list[list[Tensor]]:
-        """Resizes each condition to the latent grid ``size`` and encodes it: ``[f1, f2, f3]`` (kernel, depth, LR).
+    def required_conditions(self) -> tuple[str, ...]:
+        """The conditions :meth:`forward` needs, named as its arguments: the used modalities, plus ``lr`` with
+        ``lr_input='pixels'`` (the base UNet's LR input)."""
+        needed = set(self.modalities) | ({'lr'} if self.config.lr_input == 'pixels' else set())
+        return tuple(m for m in MODALITIES if m in needed)
 
-        With ``lr_input='pixels'`` a fourth entry ``[c_lr]`` follows: the base UNet's LR input, ``2 * lr - 1``
+    def encode_conditions(self, kernel: Tensor | None, depth: Tensor | None, lr: Tensor | None,
+                          size: tuple[int, int]) -> list[list[Tensor]]:
+        """Resizes each used condition to the latent grid ``size`` and encodes it: ``[f1, f2, f3]`` (kernel, depth,
+        LR), or the ``amf_modalities`` among them in that order; the unused conditions are ignored (may be ``None``).
+
+        With ``lr_input='pixels'`` a last entry ``[c_lr]`` follows: the base UNet's LR input, ``2 * lr - 1``
         resized to ``size``, (B, lr_in_ch, h, w) in [-1, 1] (a level-0 map, so tiling crops it like the others).
         Sampling calls this once and reuses the result at every step (``forward(..., features=...)``).
+
+        Raises:
+            ValueError: a condition of :meth:`required_conditions` is ``None``.
         """
         conds = {'kernel': kernel, 'depth': depth, 'lr': lr}
-        features = [getattr(self, f'{m}_encoder')(resize_to(conds[m], size)) for m in MODALITIES]
+        missing = [m for m in self.required_conditions() if conds[m] is None]
+        if missing:
+            raise ValueError(f'AMFUNet: give {_and(self.required_conditions())}, or precomputed features (missing: '
+                             f'{_and(missing)}; amf_modalities: {list(self.modalities)}, lr_input: '
+                             f'{self.config.lr_input})')
+        features = [getattr(self, f'{m}_encoder')(resize_to(conds[m], size)) for m in self.modalities]
         if self.config.lr_input == 'pixels':
             features.append([resize_to(lr, size) * 2 - 1])
         return features
@@ -574,34 +614,37 @@ class AMFUNet(ModelMixin, ConfigMixin):
     def forward(self, z_t: Tensor, t: Tensor | int, z_lr: Tensor, kernel: Tensor | None = None,
                 depth: Tensor | None = None, lr: Tensor | None = None,
                 features: list[list[Tensor]] | None = None) -> AMFUNetOutput:
-        """Predicts the noise (or v / x0) of ``z_t`` at step ``t`` under the three conditions.
+        """Predicts the noise (or v / x0) of ``z_t`` at step ``t`` under the conditions.
 
         Args:
             z_t: (B, C, h, w) noisy latent; h, w multiples of ``2**(n-1)``.
             t: (B,) or scalar timestep(s).
             z_lr: (B, C_lr, h, w) latent of the LR condition.
-            kernel: (B, k*k, H', W') kernel field (each pixel sums to 1) or (B, P, H', W') codes.
-            depth: (B, 1, H'', W'') relative inverse depth in [0, 1].
-            lr: (B, 3, H''', W''') LR image in [0, 1].
+            kernel: (B, k*k, H', W') kernel field (each pixel sums to 1) or (B, P, H', W') codes; ignored without
+                ``kernel`` in ``amf_modalities``.
+            depth: (B, 1, H'', W'') relative inverse depth in [0, 1]; ignored without ``depth`` in
+                ``amf_modalities``.
+            lr: (B, 3, H''', W''') LR image in [0, 1]; ignored without ``lr`` in ``amf_modalities`` when
+                ``lr_input='latent'``.
             features: precomputed :meth:`encode_conditions` output, used instead of kernel / depth / lr.
 
         Returns:
-            :class:`AMFUNetOutput` (its ``features`` are ``[f1, f2, f3]``, without ``c_lr``).
+            :class:`AMFUNetOutput` (its ``features`` are those of the used modalities, without ``c_lr``).
 
         Raises:
-            ValueError: on wrong shapes, or when neither all conditions nor ``features`` are given.
+            ValueError: on wrong shapes, or when neither the needed conditions nor ``features`` are given.
         """
         # 1. check and encode the conditions (paper: f1 kernel, f2 depth, f3 LR)
         self._check_inputs(z_t, z_lr)
         if features is None:
-            if kernel is None or depth is None or lr is None:
-                raise ValueError('AMFUNet: give kernel, depth and lr, or precomputed features')
             features = self.encode_conditions(kernel, depth, lr, tuple(z_t.shape[-2:]))
-        n_feats = len(MODALITIES) + (self.config.lr_input == 'pixels')
+        n_mod = len(self.modalities)
+        n_feats = n_mod + (self.config.lr_input == 'pixels')
         if len(features) != n_feats:
             raise ValueError(f'AMFUNet: features must be the {n_feats} entries of encode_conditions '
-                             f'(lr_input: {self.config.lr_input}), got {len(features)}')
+                             f'(amf_modalities: {list(self.modalities)}, lr_input: {self.config.lr_input}), got '
+                             f'{len(features)}')
         # 2. run the UNet with AMF after the chosen blocks, the features passed along (Eq. 4)
         unet_lr = features[-1][0] if self.config.lr_input == 'pixels' else z_lr
-        sample = self._denoise(torch.cat([z_t, unet_lr.to(z_t.dtype)], dim=1), t, features[:len(MODALITIES)])
-        return AMFUNetOutput(sample=sample, features=list(features[:len(MODALITIES)]))
+        sample = self._denoise(torch.cat([z_t, unet_lr.to(z_t.dtype)], dim=1), t, features[:n_mod])
+        return AMFUNetOutput(sample=sample, features=list(features[:n_mod]))

@@ -19,6 +19,7 @@ from basicsr.utils.registry import MODEL_REGISTRY
 from torch import Tensor
 from torch.nn import functional as F
 
+from ssr.archs.amf import MODALITIES
 from ssr.metrics.condition_metrics import ConditionMetrics, log_metric_values
 from ssr.models.base_model import SVBaseModel
 from ssr.pipelines.sampling import build_train_scheduler
@@ -29,8 +30,8 @@ def regularizer(features: list[list[Tensor]], weights: list[float]) -> Tensor:
     """Eq. 5's ``sum_i lambda_i * mean|f_i|``; each f_i is a list over levels and contributes the average of means.
 
     Args:
-        features: ``[f1, f2, f3]``, each a list of (B, C_l, h_l, w_l) maps.
-        weights: ``[lambda_1, lambda_2, lambda_3]``.
+        features: ``[f1, f2, f3]`` (or the ``amf_modalities``' features), each a list of (B, C_l, h_l, w_l) maps.
+        weights: ``[lambda_1, lambda_2, lambda_3]``, one per entry of ``features``.
     """
     if len(weights) != len(features):
         raise ValueError(f'train.reg_weights needs {len(features)} values (kernel, depth, LR), got {list(weights)}')
@@ -68,9 +69,13 @@ class SSRModel(SVBaseModel):
             the bicubic-upsampled LR (:mod:`ssr.ops.color_correction`). ``consistency: {steps: all | last_k |
             final, k, iters, weight, sigma: auto, tau}`` corrects the predicted z_0 toward the LR under the kernel
             field (:mod:`ssr.ops.consistency`).
-        train: ``optim_g``, ``ema_decay``, ``grad_clip``, ``reg_weights: [l1, l2, l3]`` (default 0), ``bf16``
-            (autocast on CUDA only), ``depth_dropout`` (probability per image of a random constant depth map with
-            ``conditions.source: data``, so the model also runs with ``depth: none``; default 0).
+        train: ``optim_g``, ``ema_decay``, ``grad_clip``, ``reg_weights: [l1, l2, l3]`` (default 0; always three,
+            kernel, depth, LR: the weights of modalities that ``network_g.amf_modalities`` leaves out are unused),
+            ``bf16`` (autocast on CUDA only), ``depth_dropout`` (probability per image of a random constant depth map
+            with ``conditions.source: data``, so the model also runs with ``depth: none``; default 0).
+
+    Ablations (paper Table 2, ``options/ablation/``): with ``network_g.amf_modalities`` a subset of kernel, depth and
+    LR, the data need only the kernel / depth that the UNet fuses (:meth:`SSRPipeline.needs`); the others are ignored.
 
     Training (Eq. 5): t ~ U{0, T-1} and eps ~ N(0, I) from a generator seeded by ``(manual_seed, current_iter)``
     (a resumed run draws the same noise), z_t = add_noise(z_0, eps, t),
@@ -126,6 +131,9 @@ class SSRModel(SVBaseModel):
         self.reg_weights = [float(w) for w in train.get('reg_weights', [0.0, 0.0, 0.0])]
         if len(self.reg_weights) != 3:
             raise ValueError(f'train.reg_weights needs 3 values (kernel, depth, LR), got {self.reg_weights}')
+        # Eq. 5 has one lambda per fused modality; the UNet returns features of its amf_modalities only
+        modalities = getattr(self.get_bare_model(self.net_g), 'modalities', MODALITIES)
+        self.fused_reg_weights = [w for m, w in zip(MODALITIES, self.reg_weights) if m in modalities]
         self.train_scheduler = build_train_scheduler(self.diffusion)
         self.noise_seed = int(self.opt.get('manual_seed') or 0)
         self.net_g.train()
@@ -159,8 +167,10 @@ class SSRModel(SVBaseModel):
         self.lq_path = (data.get('lq_path') or [None])[0]  # names the blind path's image in validation
         super().feed_data(data)
         self.base = data['base'].to(self.device) if 'base' in data else None  # SVPairedDataset's base/ folder
-        if self.condition_source == 'data' and (self.kernel is None or self.depth is None):
-            raise ValueError('SSRModel (conditions.source: data) needs kernel and depth in the data; use '
+        missing = [k for k in ('kernel', 'depth') if self.condition_source == 'data' and getattr(self, k) is None
+                   and self.pipeline.needs(k)]
+        if missing:
+            raise ValueError(f'SSRModel (conditions.source: data) needs {" and ".join(missing)} in the data; use '
                              'SVDegradationDataset / SVPairedDataset')
 
     def _autocast(self):
@@ -178,12 +188,12 @@ class SSRModel(SVBaseModel):
         t = t.to(self.device)
         z_t = self.train_scheduler.add_noise(z0, eps, t)
         # 2. epsilon_theta and the loss
-        if self.condition_source == 'data':
+        if self.condition_source == 'data' and self.pipeline.needs('depth'):
             depth = self.training_depth(current_iter)  # train.depth_dropout
         with self._autocast():
             out = self.net_g(z_t, t, z_lr, kernel=kernel, depth=depth, lr=self.lq)
         losses = OrderedDict(l_eps=F.mse_loss(out.sample.float(), self._target(z0, eps, t)),
-                             l_reg=regularizer(out.features, self.reg_weights))
+                             l_reg=regularizer(out.features, self.fused_reg_weights))
         self.finish_step(losses, current_iter, [self.net_g])
 
     def residual_base(self, sr_estimate: Tensor | None) -> Tensor | None:
@@ -212,7 +222,7 @@ class SSRModel(SVBaseModel):
         return z0
 
     @torch.no_grad()
-    def sample(self, net: torch.nn.Module, lq: Tensor, kernel: Tensor, depth: Tensor,
+    def sample(self, net: torch.nn.Module, lq: Tensor, kernel: Tensor | None, depth: Tensor | None,
                generator: torch.Generator | None = None, sr_estimate: Tensor | None = None) -> Tensor:
         """SR of ``lq`` under the given conditions with the UNet ``net`` (EMA copy or network_g): the pipeline's
         :meth:`~ssr.pipelines.ssr_pipeline.SSRPipeline.sample`. Returns (B, 3, sh, sw) in [0, 1]."""

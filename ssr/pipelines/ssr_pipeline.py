@@ -27,6 +27,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from ssr.archs.amf import MODALITIES
 from ssr.ops.color_correction import apply_color_fix
 from ssr.ops.consistency import ConsistencyInfo, consistent_projection, estimate_noise_sigma
 from ssr.pipelines.loading import network_from_options, option_file
@@ -52,7 +53,8 @@ class SSROutput:
     Attributes:
         sr: (B, 3, s*h, s*w) in [0, 1], the SSR image.
         blind_sr: (B, 3, s*h, s*w), I^T of SVKR (the blind path), or ``None`` when the conditions were given.
-        kernel: (B, k*k, h, w) kernel field the UNet was conditioned on (K^T, or the given one).
+        kernel: (B, k*k, h, w) kernel field the UNet was conditioned on (K^T, or the given one), or ``None`` when
+            the UNet fuses no kernel (``amf_modalities``) and none was given or needed.
         depth: (B, 1, H', W') depth in [0, 1] the UNet was conditioned on (D^T, or the given one; H', W' are those of
             the depth source, e.g. (s*h, s*w) for MiDaS on I^T), or ``None`` when none was computed.
         consistency: one :class:`~ssr.ops.consistency.ConsistencyInfo` per corrected sampler step, in order (empty
@@ -188,6 +190,12 @@ class SSRPipeline:
         other.unet = unet
         return other
 
+    def needs(self, condition: str) -> bool:
+        """Whether sampling reads ``condition`` (``kernel`` / ``depth``): the UNet fuses it (``amf_modalities``), or
+        for the kernel, ``sampler.consistency`` uses it as the operator."""
+        modalities = getattr(self.unet, 'modalities', MODALITIES)
+        return condition in modalities or (condition == 'kernel' and self.config.sampler.consistency is not None)
+
     # ------------------------------------------------------------------------------------------------------------
     def _autocast(self, device: torch.device):
         return torch.autocast('cuda', dtype=torch.bfloat16, enabled=self.config.bf16 and device.type == 'cuda')
@@ -223,18 +231,24 @@ class SSRPipeline:
 
     @torch.no_grad()
     def conditions(self, lq: Tensor, kernel: Tensor | None = None, depth: Tensor | None = None,
-                   noise_level: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor | None]:
+                   noise_level: Tensor | None = None) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
         """(kernel (B, k*k, h, w), depth (B, 1, H', W'), I^T (B, 3, sh, sw) or None) for ``lq`` (B, 3, h, w).
 
-        With ``conditions.source: data`` the given ``kernel`` and ``depth`` are returned; with ``svkr`` SVKR runs,
-        ``depth`` being its fixed map for ``svkr.depth: file``.
+        With ``conditions.source: data`` the given ``kernel`` and ``depth`` are returned (either may be ``None``
+        when :meth:`needs` says sampling does not read it); with ``svkr`` SVKR runs, ``depth`` being its fixed map
+        for ``svkr.depth: file``.
 
         Raises:
-            ValueError: ``conditions.source: data`` without a kernel and a depth.
+            ValueError: ``conditions.source: data`` without a kernel or a depth that sampling needs.
         """
         if self.config.source == 'data':
-            if kernel is None or depth is None:
-                raise ValueError('conditions.source: data needs the kernel field and the depth map of the call')
+            missing = [what for name, what, value in (('kernel', 'the kernel field', kernel),
+                                                      ('depth', 'the depth map', depth))
+                       if value is None and self.needs(name)]
+            if missing:
+                modalities = list(getattr(self.unet, 'modalities', MODALITIES))
+                raise ValueError(f'conditions.source: data needs {" and ".join(missing)} of the call '
+                                 f'(network_g.amf_modalities: {modalities})')
             return kernel, depth, None
         svkr = SVKR.from_networks(self.config.svkr, self.estimator, self.sr_net, self.depth_net, depth_map=depth,
                                   noise_level=noise_level)
@@ -281,14 +295,15 @@ class SSRPipeline:
         return correct
 
     @torch.no_grad()
-    def sample(self, lq: Tensor, kernel: Tensor, depth: Tensor, generator: torch.Generator | None = None,
+    def sample(self, lq: Tensor, kernel: Tensor | None, depth: Tensor | None, generator: torch.Generator | None = None,
                sr_estimate: Tensor | None = None) -> Tensor:
         """SR of ``lq`` under the given conditions with the sampler of the options.
 
         Args:
             lq: (B, 3, h, w) in [0, 1].
             kernel: (B, k*k, h, w) kernel field (K^T, or the data's); also the operator of ``sampler.consistency``.
-            depth: (B, 1, H', W') depth in [0, 1] (any size; resized to the latent grid).
+                May be ``None`` when :meth:`needs` says it is not read.
+            depth: (B, 1, H', W') depth in [0, 1] (any size; resized to the latent grid); may be ``None`` likewise.
             generator: seeds the sampler; ``None`` = ``sampler.seed``.
             sr_estimate: (B, 3, sh, sw) in [0, 1], the start of ``sampler.start_from: nbsr``.
 
@@ -303,7 +318,7 @@ class SSRPipeline:
         return diffusion['residual_scale'] if diffusion['formulation'] == 'residual' else None
 
     @torch.no_grad()
-    def _sample(self, lq: Tensor, kernel: Tensor, depth: Tensor, generator: torch.Generator | None,
+    def _sample(self, lq: Tensor, kernel: Tensor | None, depth: Tensor | None, generator: torch.Generator | None,
                 sr_estimate: Tensor | None) -> tuple[Tensor, list[ConsistencyInfo]]:
         """:meth:`sample` and the consistency log (see :attr:`SSROutput.consistency`)."""
         s, sampler = self.config.scale, self.config.sampler
@@ -314,10 +329,12 @@ class SSRPipeline:
             sigma = estimate_noise_sigma(lq.float())
         ph, pw = self._pad_amount(h), self._pad_amount(w)
         if ph or pw:  # replicate padding so the latent fits the UNet; cropped back below
-            dh, dw = ph * depth.shape[-2] // h, pw * depth.shape[-1] // w
+            dh, dw = (0, 0) if depth is None else (ph * depth.shape[-2] // h, pw * depth.shape[-1] // w)
             lq = F.pad(lq, (0, pw, 0, ph), mode='replicate')
-            kernel = F.pad(kernel, (0, pw, 0, ph), mode='replicate')
-            depth = F.pad(depth, (0, dw, 0, dh), mode='replicate')
+            if kernel is not None:
+                kernel = F.pad(kernel, (0, pw, 0, ph), mode='replicate')
+            if depth is not None:
+                depth = F.pad(depth, (0, dw, 0, dh), mode='replicate')
             if sr_estimate is not None:
                 sr_estimate = F.pad(sr_estimate, (0, pw * s, 0, ph * s), mode='replicate')
         if generator is None:
