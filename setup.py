@@ -5,7 +5,7 @@ from setuptools import find_packages, setup
 ROOT = Path(__file__).parent
 # torch / torchvision / basicsr are installed by scripts/setup_env.sh (local wheels, --no-build-isolation);
 # listing them here would make `pip install -e .` try to build basicsr in isolation.
-REQUIRES = ['numpy', 'scipy', 'scikit-image', 'opencv-python', 'lmdb', 'pyyaml', 'addict', 'tqdm', 'diffusers', 'timm']
+REQUIRES = ['numpy', 'scipy', 'scikit-image', 'opencv-python', 'lmdb', 'pyyaml', 'addict', 'tqdm', 'matplotlib', 'diffusers', 'timm']
 
 setup(
     name='ssr',

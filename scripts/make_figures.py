@@ -32,11 +32,13 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument('--image', action='append', required=True, metavar='NAME=PATH', help='repeat per method, in order')
     c.add_argument('--box', type=int, nargs=4, required=True, metavar=('X', 'Y', 'W', 'H'), help='crop, pixels')
     c.add_argument('--zoom', type=int, default=2, help='nearest-neighbour enlargement (default: 2)')
-    s = sub.add_parser('svkr-strip', help='depth and kernel variance at every SVKR iteration for one image')
+    s = sub.add_parser('svkr-strip', help='D^t and kernel variance of K^t at every SVKR iteration beside the true '
+                       'ones, on shared colour bars (matplotlib)')
     s.add_argument('--opt', required=True, help='a BlindSRModel test option file (e.g. options/test_blind_x4.yml)')
     s.add_argument('--testset', required=True, help='an SV test-set folder (LR/, HR/, depth/, kernel/)')
     s.add_argument('--name', required=True, help='image name (file stem) in the test set')
-    s.add_argument('--height', type=int, default=128, help='panel height in pixels (default: 128)')
+    s.add_argument('--height', type=int, default=128,
+                   help='side of each panel in pixels, at least 96 so labels stay readable (default: 128)')
     s.add_argument('--device', default='cpu', help='torch device (default: cpu)')
     for parser in (k, d, c, s):
         parser.add_argument('-o', '--output', required=True, help='output PNG')

@@ -1,20 +1,22 @@
 """Figures made from files: a stored kernel field's variance heatmap (paper Fig. 8), a depth map, crops of several
 images, and the SVKR strip (paper Fig. 4) of a blind model run on one test image.
 
-Each function returns a uint8 BGR array (:func:`ssr.utils.visualize.write_png` writes it); the drawing primitives are
-in :mod:`ssr.utils.visualize`. CLI: ``scripts/make_figures.py``.
+Each function returns a uint8 BGR array (:func:`ssr.utils.visualize.write_png` writes it). The heatmap, depth and
+crops use the OpenCV primitives of :mod:`ssr.utils.visualize`; the SVKR strip, which compares panels on shared
+colour bars, is drawn with matplotlib's Agg canvas (no pyplot, no display). CLI: ``scripts/make_figures.py``.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch import Tensor
 
-from ssr.utils.visualize import colorize, crops_side_by_side, kernel_variance_map, label, resize_nearest, svkr_strip
+from ssr.utils.visualize import colorize, crops_side_by_side, kernel_variance_map, label, resize_nearest
 
-__all__ = ['kernel_heatmap_figure', 'depth_figure', 'crops_figure', 'svkr_strip_figure']
+__all__ = ['kernel_heatmap_figure', 'depth_figure', 'crops_figure', 'svkr_strip', 'svkr_strip_figure']
 
 
 def kernel_heatmap_figure(path: str | Path, height: int) -> np.ndarray:
@@ -53,9 +55,95 @@ def crops_figure(images: Mapping[str, str | Path], box: tuple[int, int, int, int
     return crops_side_by_side(decoded, tuple(box), zoom)
 
 
+DEPTH_UNIT = 'relative inverse depth'
+VARIANCE_UNIT = 'kernel variance (HR px$^2$)'
+DPI = 100
+
+
+def _map_2d(x: Tensor) -> np.ndarray:
+    """The first image of a (1, H, W) / (B, 1, H, W) map as an (H, W) float array."""
+    return x.detach().float().cpu().reshape(-1, *x.shape[-2:])[0].numpy()
+
+
+def _variance_2d(kernel: Tensor) -> np.ndarray:
+    """Kernel variance (HR px^2) of the first field of a (k*k, h, w) / (B, k*k, h, w) kernel field."""
+    return kernel_variance_map(kernel.detach().reshape(-1, *kernel.shape[-3:])[0].cpu()).numpy()
+
+
+def svkr_strip(iterates: Sequence[Mapping[str, Tensor]], true_depth: Tensor | None = None,
+               true_kernel: Tensor | None = None, title: str = '', panel_px: int = 128) -> np.ndarray:
+    """Paper Fig. 4: D^t (top row) and the kernel-variance map of K^t (bottom row) for t = 0..T, the true ones last.
+
+    Each row has one colour bar shared by its panels: depth on [0, 1] (relative inverse depth), kernel variance on
+    the range of all its panels, the true field included, so columns compare by colour.
+
+    Args:
+        iterates: ``SVKROutput.iterates`` of one image: dicts with ``depth`` (1, 1, H', W') and ``kernel``
+            (1, k*k, h, w) (batch dims optional; the first image is drawn).
+        true_depth: (1, H, W) or (1, 1, H, W) in [0, 1], or ``None`` (no true depth panel).
+        true_kernel: (k*k, h, w) or (1, k*k, h, w), or ``None`` (no true kernel panel).
+        title: the figure's title.
+        panel_px: side of each panel, pixels (at least 96, so the labels stay readable).
+
+    Returns:
+        (H, W, 3) uint8 BGR image.
+
+    Raises:
+        ValueError: ``iterates`` is empty.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    if not iterates:
+        raise ValueError('no SVKR iterates: run the model with svkr.save_iterates: true')
+    depths = [(f'$D^{{{t}}}$', _map_2d(it['depth'])) for t, it in enumerate(iterates)]
+    variances = [(f'$K^{{{t}}}$', _variance_2d(it['kernel'])) for t, it in enumerate(iterates)]
+    if true_depth is not None or true_kernel is not None:
+        depths.append(('true depth', None if true_depth is None else _map_2d(true_depth)))
+        variances.append(('true kernel', None if true_kernel is None else _variance_2d(true_kernel)))
+    shown = [v for _, v in variances if v is not None]
+    var_lo, var_hi = min(float(v.min()) for v in shown), max(float(v.max()) for v in shown)
+    var_hi = var_hi if var_hi > var_lo else var_lo + 1e-3  # a constant field still gets a valid scale
+
+    panel = max(int(panel_px), 96) / DPI
+    cols = len(depths)
+    fig = Figure(figsize=(cols * panel + 1.6, 2 * panel + (1.1 if title else 0.8)), dpi=DPI, layout='constrained')
+    fig.get_layout_engine().set(hspace=0.08)  # room for the bottom row's titles
+    axes = fig.subplots(2, cols, squeeze=False)
+    rows = ((depths, 'magma', 0.0, 1.0, DEPTH_UNIT, 'depth'),
+            (variances, 'viridis', var_lo, var_hi, VARIANCE_UNIT, 'kernel variance'))
+    for r, (panels, cmap, lo, hi, unit, row_name) in enumerate(rows):
+        axes[r, 0].set_ylabel(row_name, fontsize=9)
+        image = None
+        for ax, (name, values) in zip(axes[r], panels):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(name, fontsize=9)
+            if values is None:
+                ax.text(0.5, 0.5, 'not in the test set', ha='center', va='center', fontsize=7, transform=ax.transAxes)
+                continue
+            image = ax.imshow(values, cmap=cmap, vmin=lo, vmax=hi, interpolation='nearest')
+        bar = fig.colorbar(image, ax=list(axes[r]), shrink=0.9, pad=0.02)
+        bar.set_label(unit, fontsize=7)
+        bar.ax.tick_params(labelsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return np.ascontiguousarray(np.asarray(canvas.buffer_rgba())[..., 2::-1])  # RGBA -> BGR
+
+
 def svkr_strip_figure(opt_path: str | Path, testset: str | Path, name: str, height: int,
                       device: str = 'cpu') -> np.ndarray:
-    """Depth and kernel variance at every SVKR iteration of a ``BlindSRModel`` on image ``name`` of an SV test set.
+    """:func:`svkr_strip` of a ``BlindSRModel`` on image ``name`` of an SV test set, beside its true depth and
+    kernel field.
+
+    Args:
+        opt_path: a ``BlindSRModel`` test option file with a kernel estimator (``network_e``).
+        testset: an SV test-set folder (``LR/``, ``HR/``, ``depth/``, ``kernel/``).
+        name: the image's file stem.
+        height: panel side, pixels.
+        device: torch device.
 
     Raises:
         ValueError: the option file is not a blind model with a kernel estimator, or the set lacks ``name``.
@@ -77,4 +165,8 @@ def svkr_strip_figure(opt_path: str | Path, testset: str | Path, name: str, heig
     batch = {k: (v[None] if isinstance(v, torch.Tensor) else [v]) for k, v in sample.items()}
     model.feed_data(batch)
     model.test()
-    return svkr_strip(model.svkr_output.iterates, height)
+    cfg = model.svkr
+    title = f'SVKR on {name}: T = {cfg.iterations}, $\\gamma$ = {cfg.gamma:g}, init: {cfg.init}, depth: {cfg.depth}'
+    if cfg.depth != 'midas':
+        title += '\nfixed depth: $K^t = K^0$ for every t (later rounds repeat the first and are not re-run)'
+    return svkr_strip(model.svkr_output.iterates, sample.get('depth'), sample.get('kernel'), title, height)

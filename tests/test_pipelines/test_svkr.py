@@ -29,9 +29,9 @@ class Stubs:
         return torch.nn.functional.interpolate(lq, scale_factor=2) + kernel[:, :1].mean()
 
 
-def run(iterations, gamma, **kw):
+def run(iterations, gamma, init='nbsr', **kw):
     stubs = Stubs()
-    out = SVKR(stubs.de, stubs.ke, stubs.sr, iterations, gamma)(torch.zeros(1, 3, 2, 2), **kw)
+    out = SVKR(stubs.de, stubs.ke, stubs.sr, iterations, gamma, init=init)(torch.zeros(1, 3, 2, 2), **kw)
     return stubs, out
 
 
@@ -69,9 +69,91 @@ def test_blend_keeps_fields_normalised():
     torch.testing.assert_close(out.kernel.sum(1), torch.ones(2, 3, 3))
 
 
+# ----------------------------------------------------------------------------------------------------------------
+# svkr.init: lr is Algorithm 1 as written (I^0 = LR); nbsr starts from NBSR(LR, K^0)
+def de_mean(img):
+    return img.mean(dim=(1, 2, 3), keepdim=True).expand(-1, 1, 4, 4)
+
+
+def ke_of_depth(lq, depth):
+    """A kernel field that depends on both inputs (softmax over 4 taps)."""
+    logits = torch.stack([depth.mean() * i + lq.mean() for i in range(4)]).reshape(1, 4, 1, 1)
+    return torch.softmax(logits, 1).expand(lq.shape[0], 4, lq.shape[2], lq.shape[3])
+
+
+def sr_add(lq, kernel):
+    return torch.nn.functional.interpolate(lq + 3 * kernel[:, :1], scale_factor=2)
+
+
+def algorithm_1_literal(lq, iterations, gamma):
+    """Algorithm 1 line by line, round 1 included (it recomputes DE(LR) and KE(LR, D^0))."""
+    img = lq  # I_0 = LR
+    depth = de_mean(img)
+    kernel = ke_of_depth(lq, depth)
+    for _ in range(iterations):
+        depth = de_mean(img)
+        kernel = gamma * ke_of_depth(lq, depth) + (1 - gamma) * kernel
+        img = sr_add(lq, kernel)
+    return depth, kernel, img
+
+
+@pytest.mark.parametrize('iterations', [1, 2, 3])
+def test_init_lr_is_algorithm_1_as_written(iterations):
+    lq = torch.rand(1, 3, 2, 2, generator=torch.Generator().manual_seed(0))
+    depth, kernel, sr = algorithm_1_literal(lq, iterations, 0.9)
+    out = SVKR(de_mean, ke_of_depth, sr_add, iterations, 0.9, init='lr')(lq)
+    torch.testing.assert_close(out.depth, depth)
+    torch.testing.assert_close(out.kernel, kernel)
+    torch.testing.assert_close(out.sr, sr)
+
+
+@pytest.mark.parametrize('iterations', [1, 2, 3])
+def test_init_lr_with_t_rounds_is_init_nbsr_with_t_minus_1(iterations):
+    lq = torch.rand(1, 3, 2, 2, generator=torch.Generator().manual_seed(1))
+    lr = SVKR(de_mean, ke_of_depth, sr_add, iterations, 0.9, init='lr')(lq, return_iterates=True)
+    nbsr = SVKR(de_mean, ke_of_depth, sr_add, iterations - 1, 0.9, init='nbsr')(lq, return_iterates=True)
+    for key in ('depth', 'kernel', 'sr'):
+        assert torch.equal(getattr(lr, key), getattr(nbsr, key)), key
+    assert len(lr.iterates) == iterations + 1 and lr.iterates[0]['sr'] is lq  # I^0 = LR
+    for a, b in zip(lr.iterates[1:], nbsr.iterates):
+        assert all(torch.equal(a[key], b[key]) for key in ('depth', 'kernel', 'sr'))
+
+
+def loop_before_init_option(lq, iterations, gamma):
+    """SVKR.__call__ as it was before svkr.init (I^0 = NBSR(LR, K^0)), the reference for the default."""
+    depth = de_mean(lq)
+    kernel = ke_of_depth(lq, depth)
+    sr = sr_add(lq, kernel)
+    for _ in range(iterations):
+        depth = de_mean(sr)
+        kernel = torch.lerp(kernel, ke_of_depth(lq, depth), gamma)
+        sr = sr_add(lq, kernel)
+    return depth, kernel, sr
+
+
+@pytest.mark.parametrize('iterations', [0, 1, 3])
+def test_default_init_is_the_loop_before_the_option_bit_for_bit(iterations):
+    lq = torch.rand(1, 3, 2, 2, generator=torch.Generator().manual_seed(2))
+    out = SVKR(de_mean, ke_of_depth, sr_add, iterations, 0.9)(lq)
+    for got, expected in zip((out.depth, out.kernel, out.sr), loop_before_init_option(lq, iterations, 0.9)):
+        assert torch.equal(got, expected)
+
+
+@pytest.mark.parametrize('init, iterations, calls', [
+    ('nbsr', 0, 1), ('nbsr', 1, 2), ('nbsr', 3, 4),
+    ('lr', 0, 1), ('lr', 1, 1), ('lr', 3, 3),
+], ids=['nbsr-T0', 'nbsr-T1', 'nbsr-T3', 'lr-T0', 'lr-T1', 'lr-T3'])
+def test_calls_per_image(init, iterations, calls):
+    """The table of the SVKR docstring: DE, KE and NBSR each T + 1 (nbsr) or T (lr, T >= 1) times."""
+    stubs, out = run(iterations, 0.9, init=init)
+    assert stubs.calls == {'de': calls, 'ke': calls, 'sr': calls}
+    assert out.sr.shape == (1, 3, 4, 4)  # an SR image even for lr with T = 0
+
+
 @pytest.mark.parametrize('kw,match', [({'iterations': -1}, 'iterations'), ({'iterations': 1.5}, 'iterations'),
-                                      ({'gamma': 1.1}, 'gamma'), ({'gamma': -0.1}, 'gamma')],
-                         ids=['negative-T', 'float-T', 'gamma>1', 'gamma<0'])
+                                      ({'gamma': 1.1}, 'gamma'), ({'gamma': -0.1}, 'gamma'),
+                                      ({'init': 'bicubic'}, r"svkr.init 'bicubic' not in \('nbsr', 'lr'\)")],
+                         ids=['negative-T', 'float-T', 'gamma>1', 'gamma<0', 'unknown-init'])
 def test_bad_settings(kw, match):
     with pytest.raises(ValueError, match=match):
         SVKR(lambda x: x, lambda a, b: a, lambda a, b: a, **kw)

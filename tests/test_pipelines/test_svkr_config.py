@@ -21,9 +21,15 @@ def test_both_spellings_give_the_same_config():
     ({'network_d': {'type': 'MiDaSDepth'}}, SVKRConfig(3, 0.9, 'midas', False)),
     ({'svkr': None}, SVKRConfig(3, 0.9, 'none', False)),
     ({'svkr': {'save_iterates': True, 'gamma': 1}}, SVKRConfig(3, 1.0, 'none', True)),
-], ids=['defaults', 'midas_with_network_d', 'empty_block', 'int_gamma'])
+    ({'svkr': {'init': 'lr'}}, SVKRConfig(3, 0.9, 'none', False, 'lr')),
+    ({'conditions': {'init': 'lr'}}, SVKRConfig(3, 0.9, 'none', False, 'lr')),
+], ids=['defaults', 'midas_with_network_d', 'empty_block', 'int_gamma', 'init_lr', 'init_lr_old_spelling'])
 def test_defaults(opt, expected):
     assert SVKRConfig.from_options(opt) == expected
+
+
+def test_default_init_is_nbsr():
+    assert SVKRConfig.from_options({}).init == SVKRConfig().init == 'nbsr'
 
 
 def test_old_spelling_overrides_the_new_one_with_a_warning(caplog):
@@ -38,8 +44,11 @@ def test_old_spelling_overrides_the_new_one_with_a_warning(caplog):
 
 @pytest.mark.parametrize('opt, message', [
     # unknown keys, in either spelling
-    ({'svkr': {'iteration': 3}}, "opt.yml: svkr.iteration: unknown key; svkr takes ['depth', 'gamma', 'iterations',"),
-    ({'conditions': {'source': 'svkr', 'gama': 0.9}}, 'opt.yml: conditions.gama: unknown key'),
+    ({'svkr': {'iteration': 3}}, "opt.yml: svkr.iteration: unknown key (did you mean 'iterations'?); svkr takes "
+                                 "['depth', 'gamma', 'init', 'iterations', 'save_iterates']"),
+    ({'svkr': {'initial': 'lr'}}, "opt.yml: svkr.initial: unknown key (did you mean 'init'?)"),
+    ({'svkr': {'zzz': 1}}, "opt.yml: svkr.zzz: unknown key; svkr takes ['depth',"),
+    ({'conditions': {'source': 'svkr', 'gama': 0.9}}, "opt.yml: conditions.gama: unknown key (did you mean 'gamma'?)"),
     # types and ranges, named as the file spells them
     ({'svkr': {'iterations': 1.5}}, 'opt.yml: svkr.iterations: expected an int >= 0, got 1.5'),
     ({'svkr': {'iterations': True}}, 'opt.yml: svkr.iterations: expected an int >= 0, got True'),
@@ -47,10 +56,13 @@ def test_old_spelling_overrides_the_new_one_with_a_warning(caplog):
     ({'svkr': {'gamma': '0.9'}}, "opt.yml: svkr.gamma: expected a number in [0, 1], got '0.9'"),
     ({'svkr': {'gamma': 1.5}}, 'opt.yml: svkr.gamma: expected a number in [0, 1], got 1.5'),
     ({'svkr': {'depth': 'dpt'}}, "opt.yml: svkr.depth: 'dpt' not in ('midas', 'file', 'none')"),
+    ({'svkr': {'init': 'bicubic'}}, "opt.yml: svkr.init: 'bicubic' not in ('nbsr', 'lr')"),
+    ({'conditions': {'init': None}}, "opt.yml: conditions.init: None not in ('nbsr', 'lr')"),
     ({'svkr': {'save_iterates': 'yes'}}, "opt.yml: svkr.save_iterates: expected true or false, got 'yes'"),
     ({'svkr': [3, 0.9]}, 'opt.yml: svkr: expected a mapping, got [3, 0.9]'),
-], ids=['unknown_new', 'unknown_old', 'float_T', 'bool_T', 'negative_T_old', 'string_gamma', 'gamma_above_1',
-        'unknown_depth', 'string_flag', 'not_a_mapping'])
+], ids=['unknown_new', 'unknown_close_to_init', 'unknown_far', 'unknown_old', 'float_T', 'bool_T', 'negative_T_old',
+        'string_gamma', 'gamma_above_1', 'unknown_depth', 'unknown_init', 'null_init_old', 'string_flag',
+        'not_a_mapping'])
 def test_bad_block_is_a_one_line_error_naming_the_key(opt, message):
     with pytest.raises(OptionError) as err:
         SVKRConfig.from_options(opt, where='opt.yml')

@@ -67,7 +67,36 @@ def test_svkr_strip(testset, tmp_path):
                                              'svkr': {'iterations': 2}, 'path': paths})
     assert figures.main(['svkr-strip', '--opt', str(opt), '--testset', str(testset), '--name', PHOTOS[1],
                          '--height', '40', '-o', str(tmp_path / 's.png')]) == 0
-    assert read(tmp_path / 's.png').shape == (2 * (40 + BAR), 3 * 40, 3)  # T + 1 = 3 columns
+    img = read(tmp_path / 's.png')
+    assert 200 <= img.shape[0] <= 400 and 500 <= img.shape[1] <= 800  # 2 rows x (T + 1 + true) panels of 96 px
+    assert len(np.unique(img.reshape(-1, 3), axis=0)) > 100  # drawn, not blank
+
+
+def strip_iterates(count):
+    from ssr.ops.kernels import gaussian_kernels
+
+    sigma = torch.linspace(0.5, 3.0, 16)
+    kernel = gaussian_kernels(sigma, sigma, 0.0, 11, 4).reshape(1, 4, 4, 121).permute(0, 3, 1, 2)
+    depth = torch.linspace(0, 1, 16).reshape(1, 1, 16, 1).expand(1, 1, 16, 16)
+    return [{'depth': depth, 'kernel': kernel, 'sr': depth} for _ in range(count)]
+
+
+def test_svkr_strip_has_a_column_per_iterate_and_one_for_the_truth():
+    from ssr.tools.figures import svkr_strip
+
+    iterates = strip_iterates(2)
+    narrow = svkr_strip(iterates, panel_px=96)
+    wide = svkr_strip(iterates, true_depth=iterates[0]['depth'][0], true_kernel=iterates[0]['kernel'][0],
+                      title='t', panel_px=96)
+    assert narrow.dtype == np.uint8 and narrow.shape[2] == 3
+    assert wide.shape[1] - narrow.shape[1] == 96 and wide.shape[0] > narrow.shape[0]  # one more column, a title
+
+
+def test_svkr_strip_without_iterates_names_the_option():
+    from ssr.tools.figures import svkr_strip
+
+    with pytest.raises(ValueError, match='save_iterates'):
+        svkr_strip([])
 
 
 def test_variance_of_known_gaussians():
