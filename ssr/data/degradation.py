@@ -40,6 +40,7 @@ from ssr.ops.jpeg import jpeg_compress, sample_jpeg_quality
 from ssr.ops.kernel_field import (kernel_field_from_params, sample_depth_kernel_params, sample_smooth_params,
                                    uniform_kernel_field)
 from ssr.ops.kernels import KERNEL_TYPES, isotropic_gaussian_kernels, random_mixed_kernels
+from ssr.ops.layered_scene import LayeredScene, layered_blur_downsample
 from ssr.ops.noise import apply_noise, sample_noise_params
 from ssr.ops.sv_blur import sv_blur_downsample
 from ssr.ops.synthetic_depth import DEPTH_KINDS, synthetic_depth
@@ -176,11 +177,42 @@ class SVDegradation:
         h, w = hh // self.scale, ww // self.scale
         kernels, mode = self.sample_kernel_field(depth_to_lr_grid(depth, h, w), generator)
         lq = sv_blur_downsample(gt, kernels.to(gt.dtype), self.scale)
-        noise_params = sample_noise_params(b, self.noise_opt, generator, device=gt.device)
+        return self._noise_and_jpeg(lq, kernels, depth, mode, generator)
+
+    def _noise_and_jpeg(self, lq: Tensor, kernels: Tensor, depth: Tensor, mode: Tensor,
+                        generator: torch.Generator | None) -> dict[str, Tensor]:
+        b = lq.shape[0]
+        noise_params = sample_noise_params(b, self.noise_opt, generator, device=lq.device)
         lq, noise_level = apply_noise(lq.clamp(0, 1), noise_params, generator)
         quality, mask = sample_jpeg_quality(b, float(self.jpeg_opt['prob']), list(self.jpeg_opt['quality_range']),
-                                            generator, device=gt.device)
+                                            generator, device=lq.device)
         if mask.any():
             lq = jpeg_compress(lq, quality, mask=mask)
         return {'lq': lq.clamp(0, 1), 'kernel': kernels, 'depth': depth, 'noise_level': noise_level,
                 'jpeg_quality': torch.where(mask, quality, torch.full_like(quality, 100)), 'mode': mode}
+
+    def degrade_layered(self, scene: LayeredScene, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        """Degrade a layered scene (``ssr.ops.layered_scene``): thin-lens defocus per layer with occlusions.
+
+        The camera (focus, sigma range from ``kernel.sigma_range``, astigmatism, optional motion with
+        ``kernel.motion_prob``) is drawn per image as in the ``depth`` mode and shared by the image's layers; the
+        ``modes`` / ``mode_prob`` draw does not apply. Noise and JPEG as in :meth:`__call__`.
+
+        Args:
+            scene: HR size a multiple of the scale.
+            generator: on the scene's device; the only source of randomness.
+
+        Returns:
+            as :meth:`__call__`, with ``depth`` the scene's composite depth, ``kernel`` the front-most layer's
+            field at each LR pixel and ``mode`` (B,) filled with -1 (layered).
+        """
+        b, _, _, hh, ww = scene.layers.shape
+        if hh % self.scale or ww % self.scale:
+            raise ValueError(f'scene size {hh}x{ww} is not a multiple of the scale {self.scale}: mod-crop it first')
+        opt = self.kernel
+        _, settings = sample_depth_kernel_params(
+            depth_to_lr_grid(scene.depth, 1, 1), tuple(opt['sigma_range']), tuple(opt['anisotropy_range']),
+            float(opt['motion_prob']), tuple(opt['motion_sigma_range']), generator)
+        lq, kernels = layered_blur_downsample(scene, settings, self.kernel_size, self.scale)
+        mode = torch.full((b,), -1, dtype=torch.int64, device=lq.device)
+        return self._noise_and_jpeg(lq, kernels, scene.depth, mode, generator)

@@ -14,7 +14,7 @@ from ssr.data.image_source import ImageSource, backend_of
 from ssr.ops.depth_utils import CONSTANT_DEPTH
 
 SYNTHESIS = ('worker', 'model')
-DEPTH_SOURCES = ('file', 'synthetic', 'none')
+DEPTH_SOURCES = ('file', 'synthetic', 'layered', 'none')
 
 
 def sample_seed(seed: int, epoch: int, index: int) -> int:
@@ -37,7 +37,11 @@ class SVDegradationDataset(data.Dataset):
             PNG or ``.npy`` in a folder, or a BasicSR LMDB of 16-bit PNGs); same size as the HR image.
         depth_source (str): ``file`` (needs ``dataroot_depth``), ``synthetic`` (planes / gradients / blobs drawn
             per sample) or ``none`` (a constant map of 0.5); default ``file`` when ``dataroot_depth`` is set, else
-            ``synthetic``.
+            ``synthetic``; ``layered``: a scene of ``num_layers`` photo crops (this image's crop behind, crops of
+            other random images of the set in front, cut by random shapes), each layer a slanted depth plane, and
+            thin-lens defocus per layer with occlusions (``SVDegradation.degrade_layered``; ``synthesis: worker``
+            only). The returned ``gt`` is then the composite.
+        num_layers (list[int]): ``[min, max]`` layers of a ``layered`` scene, default ``[2, 4]``.
         gt_size (int): HR crop size, a multiple of ``scale``. LMDB entries smaller than the crop (their sizes are in
             ``meta_info.txt``) are left out with a warning; a folder image smaller than the crop raises ``ValueError``
             when it is read.
@@ -73,6 +77,14 @@ class SVDegradationDataset(data.Dataset):
             raise ValueError(f'{name}: depth_source {self.depth_source!r} not in {DEPTH_SOURCES}')
         if self.depth_source == 'file' and not opt.get('dataroot_depth'):
             raise ValueError(f'{name}: depth_source file needs dataroot_depth')
+        layers = opt.get('num_layers', [2, 4])
+        if (not isinstance(layers, (list, tuple)) or len(layers) != 2 or not all(isinstance(v, int) for v in layers)
+                or not 1 <= layers[0] <= layers[1]):
+            raise ValueError(f'{name}: num_layers must be [min, max] integers with 1 <= min <= max, got {layers!r}')
+        self.num_layers = (int(layers[0]), int(layers[1]))
+        if self.depth_source == 'layered' and self.synthesis != 'worker':
+            raise ValueError(f"{name}: depth_source layered needs synthesis: worker (the layers are composed and "
+                             f"defocused in the data workers)")
         self.use_hflip, self.use_rot = bool(opt.get('use_hflip', True)), bool(opt.get('use_rot', True))
         self.seed, self.epoch = int(opt.get('seed', 0)), 0
         self.degradation = SVDegradation(opt.get('degradation'), self.scale, source=f'{name}.degradation')
@@ -139,10 +151,25 @@ class SVDegradationDataset(data.Dataset):
             out.append(t.contiguous())
         return out[0], (out[1] if depth is not None else None)
 
+    def _layered_sample(self, index: int, seed: int, g: torch.Generator) -> dict[str, Any]:
+        """A layered scene: this crop as the background, crops of other random images as nearer layers."""
+        from ssr.ops.layered_scene import compose_layered_scene
+
+        low, high = self.num_layers
+        others = torch.randint(0, len(self.gt), (high - 1,), generator=g).tolist()
+        crops = [self._crop_and_augment(i, self._load(i)[0], None, g)[0] for i in [index] + others]
+        scene = compose_layered_scene(torch.stack(crops)[None], g, min_layers=low)
+        out = self.degradation.degrade_layered(scene, g)
+        return {'gt': scene.image[0], 'depth': scene.depth[0], 'seed': torch.tensor(seed, dtype=torch.int64),
+                'gt_path': self.gt.source(index), 'lq': out['lq'][0], 'kernel': out['kernel'][0],
+                'noise_level': out['noise_level'][0], 'jpeg_quality': out['jpeg_quality'][0]}
+
     def __getitem__(self, index: int) -> dict[str, Any]:
         index = index % len(self.gt)
         seed = sample_seed(self.seed, self.epoch, index)
         g = torch.Generator().manual_seed(seed)
+        if self.depth_source == 'layered':
+            return self._layered_sample(index, seed, g)
         img, depth = self._crop_and_augment(index, *self._load(index), g)
         if depth is None:
             if self.depth_source == 'none':

@@ -2,7 +2,7 @@
 
 Layout of a set (``SVPairedDataset`` reads it with ``dataroot: <folder>``; folder names from ``TESTSET_FOLDERS``)::
 
-    <folder>/HR/<name>.png       HR mod-cropped to a multiple of the scale
+    <folder>/HR/<name>.png       HR mod-cropped to a multiple of the scale (the composite for layered_depth)
     <folder>/LR/<name>.png       degraded LR (SV blur + s-fold subsampling [+ noise] [+ JPEG])
     <folder>/kernel/<name>.npz   'kernel': (k*k, h, w) float16 field on the LR grid
     <folder>/depth/<name>.png    16-bit depth (relative inverse depth, 0..1 -> 0..65535) at HR size
@@ -33,7 +33,11 @@ MODES = {
     'aniso': {'modes': ['uniform'], 'kernel_list': ['aniso'], 'kernel_prob': [1.0]},
     'sv_random': {'modes': ['random']},
     'sv_depth': {'modes': ['depth']},
+    # layered scenes: each image behind crops of other images of the set, thin-lens defocus per layer (the depth
+    # is content-aligned: its edges are the occlusion edges; see ssr.ops.layered_scene)
+    'layered_depth': {'modes': ['depth']},
 }
+LAYERED_NUM_LAYERS = (2, 4)
 GAUSSIAN8_SIGMAS = {2: [0.8, 1.6], 3: [1.35, 2.4], 4: [1.8, 3.2]}  # std range in HR pixels per scale
 PROTOCOL_FILE = 'protocol.json'
 logger = logging.getLogger(__name__)
@@ -141,6 +145,32 @@ def read_testset_inputs(input_dir: str | Path,
     return items
 
 
+def _layered_scene(items: list, index: int, generator, device: str):
+    """Image ``index`` as the background and same-size random crops of other images (upscaled when smaller) in
+    front; :func:`ssr.ops.layered_scene.compose_layered_scene` with ``LAYERED_NUM_LAYERS``."""
+    import cv2
+    import torch
+
+    from ssr.ops.layered_scene import compose_layered_scene
+
+    background = items[index][1]
+    h, w = background.shape[:2]
+    low, high = LAYERED_NUM_LAYERS
+    others = [i for i in range(len(items)) if i != index]
+    photos = [background]
+    for pick in torch.randint(0, len(others), (high - 1,), generator=generator, device=generator.device).tolist():
+        photo = items[others[pick]][1]
+        grow = max(h / photo.shape[0], w / photo.shape[1], 1.0)
+        if grow > 1:
+            size = (max(w, round(photo.shape[1] * grow)), max(h, round(photo.shape[0] * grow)))
+            photo = cv2.resize(photo, size, interpolation=cv2.INTER_CUBIC).clip(0, 1)
+        top = int(torch.randint(0, photo.shape[0] - h + 1, (1,), generator=generator, device=generator.device))
+        left = int(torch.randint(0, photo.shape[1] - w + 1, (1,), generator=generator, device=generator.device))
+        photos.append(photo[top:top + h, left:left + w])
+    stack = torch.from_numpy(np.stack(photos).transpose(0, 3, 1, 2).copy())[None].to(device)
+    return compose_layered_scene(stack, generator, min_layers=low)
+
+
 def write_sv_testset(input_dir: str | Path, target: Path, config: SVTestSetConfig, progress: bool = False) -> dict:
     """Degrade every image of ``input_dir`` and write the set into ``target`` (a folder that must not exist).
 
@@ -161,12 +191,25 @@ def write_sv_testset(input_dir: str | Path, target: Path, config: SVTestSetConfi
         folder.mkdir(parents=True)
     protocol = {'mode': config.mode, 'scale': config.scale, 'kernel_size': config.kernel_size, 'seed': config.seed,
                 'depth': 'file' if config.depth_dir else 'synthetic', 'degradation': opt, 'images': {}}
-    for name, img, depth in tqdm(items, total=len(items), unit='img', desc='degrade', disable=not progress):
+    if config.mode == 'layered_depth':
+        if config.depth_dir:
+            raise ValueError('--mode layered_depth makes its own depth; drop --depth-dir')
+        if len(items) < 2:
+            raise ValueError(f'--mode layered_depth needs at least 2 images in {input_dir} (the front layers are '
+                             f'crops of the other images), found {len(items)}')
+        protocol['depth'] = 'layered'
+    for index, (name, img, depth) in enumerate(tqdm(items, total=len(items), unit='img', desc='degrade',
+                                                    disable=not progress)):
         seed = image_seed(config.seed, name)
         g = torch.Generator(device=config.device).manual_seed(seed)
         gt = torch.from_numpy(img.transpose(2, 0, 1).copy())[None].to(config.device)
-        d = None if depth is None else torch.from_numpy(depth)[None, None].to(config.device)
-        out = degrade(gt, d, g)
+        if config.mode == 'layered_depth':
+            scene = _layered_scene(items, index, g, config.device)
+            out = degrade.degrade_layered(scene, g)
+            img = scene.image[0].permute(1, 2, 0).cpu().numpy()
+        else:
+            d = None if depth is None else torch.from_numpy(depth)[None, None].to(config.device)
+            out = degrade(gt, d, g)
         write_image(folders['dataroot_gt'] / f'{name}.png', img)
         write_image(folders['dataroot_lq'] / f'{name}.png', out['lq'][0].permute(1, 2, 0).cpu().numpy())
         np.savez_compressed(folders['dataroot_kernel'] / f'{name}.npz',
@@ -174,7 +217,7 @@ def write_sv_testset(input_dir: str | Path, target: Path, config: SVTestSetConfi
         (folders['dataroot_depth'] / f'{name}.png').write_bytes(encode_depth_png(out['depth'][0, 0].cpu().numpy()))
         protocol['images'][name] = {
             'seed': seed, 'hr_size': list(img.shape[:2]), 'lr_size': list(out['lq'].shape[-2:]),
-            'kernel_family': degrade.modes[int(out['mode'][0])], 'noise_level': float(out['noise_level'][0]),
+            'kernel_family': 'layered' if int(out['mode'][0]) < 0 else degrade.modes[int(out['mode'][0])], 'noise_level': float(out['noise_level'][0]),
             'jpeg_quality': int(out['jpeg_quality'][0])}
     (target / PROTOCOL_FILE).write_text(json.dumps(protocol, indent=2), encoding='utf-8')
     return protocol

@@ -195,3 +195,27 @@ def test_lmdb_entries_smaller_than_the_crop_are_left_out(tmp_path):
     assert ds.gt.keys == ['big'] and ds[0]['gt'].shape == (3, 32, 32)
     with pytest.raises(ValueError, match='every image .* is smaller than gt_size 48'):
         SVDegradationDataset(opts(tmp_path / 'x.lmdb', io_backend={'type': 'lmdb'}, gt_size=48))
+
+
+def test_layered_scenes_have_content_aligned_depth(hr_folder):
+    ds = SVDegradationDataset(opts(hr_folder, depth_source='layered', num_layers=[2, 3], seed=1))
+    s = ds[0]
+    assert s['gt'].shape == (3, 32, 32) and s['lq'].shape == (3, 8, 8) and s['kernel'].shape == (49, 8, 8)
+    torch.testing.assert_close(s['kernel'].sum(0), torch.ones(8, 8))
+    assert float(s['depth'].min()) == 0 and float(s['depth'].max()) == 1
+    again = ds[0]
+    assert torch.equal(s['lq'], again['lq']) and torch.equal(s['depth'], again['depth'])
+    # depth edges sit on image edges: where depth jumps, the image changes too
+    jump = (s['depth'][0, :, 1:] - s['depth'][0, :, :-1]).abs() > 0.05
+    step = (s['gt'][:, :, 1:] - s['gt'][:, :, :-1]).abs().amax(0)
+    if jump.any():
+        assert float(step[jump].mean()) > float(step[~jump].mean())
+
+
+@pytest.mark.parametrize('kw, match', [
+    ({'depth_source': 'layered', 'synthesis': 'model'}, 'synthesis: worker'),
+    ({'depth_source': 'layered', 'num_layers': [3, 2]}, 'num_layers'),
+])
+def test_layered_bad_options(hr_folder, kw, match):
+    with pytest.raises(ValueError, match=match):
+        SVDegradationDataset(opts(hr_folder, **kw))

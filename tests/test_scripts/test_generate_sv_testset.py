@@ -77,3 +77,26 @@ def test_corrupt_input_leaves_nothing(hr, tmp_path, caplog):
 def test_missing_input_folder(tmp_path, caplog):
     assert generate(['-i', str(tmp_path / 'none'), '-o', str(tmp_path / 'o'), '--quiet']) == 1
     assert 'does not exist' in caplog.text
+
+
+def test_layered_depth_mode(hr, tmp_path):
+    out = tmp_path / 'layered'
+    assert generate(['-i', str(hr), '-o', str(out), '--mode', 'layered_depth', '--kernel-size', '9', '--quiet']) == 0
+    protocol = json.loads((out / 'protocol.json').read_text())
+    assert protocol['depth'] == 'layered' and protocol['images']['chelsea']['kernel_family'] == 'layered'
+    composite = cv2.imread(str(out / 'HR' / 'chelsea.png'))
+    assert composite.shape == (40, 40, 3)
+    depth = cv2.imread(str(out / 'depth' / 'chelsea.png'), cv2.IMREAD_UNCHANGED)
+    assert depth.dtype == np.uint16 and depth.min() == 0 and depth.max() == 65535
+    again = tmp_path / 'again'
+    assert generate(['-i', str(hr), '-o', str(again), '--mode', 'layered_depth', '--kernel-size', '9', '--quiet']) == 0
+    assert (again / 'LR' / 'chelsea.png').read_bytes() == (out / 'LR' / 'chelsea.png').read_bytes()
+
+
+def test_layered_depth_needs_two_images(tmp_path):
+    folder = tmp_path / 'one'
+    folder.mkdir()
+    cv2.imwrite(str(folder / 'a.png'), photo('astronaut', 40))
+    out = tmp_path / 'set'
+    assert generate(['-i', str(folder), '-o', str(out), '--mode', 'layered_depth', '--quiet']) != 0
+    assert not out.exists() and not list(tmp_path.glob('.set*'))
