@@ -20,6 +20,14 @@ Our choices where the paper is silent: the up path adds the stage-1 features (a 
 does), the half-resolution stage has 2x channels (as MANet's estimator), and the input is replicate-padded to even
 size and cropped back.
 
+Beyond the paper, ``depth_pooling=N > 0`` adds depth-binned evidence pooling (:class:`_DepthBinPooling`) after
+stage 1 (full LR resolution, LR-grid depth) and after stage 2 (half resolution, depth 2x2-average-pooled): every pixel
+is soft-assigned to N depth bins, each bin gets one image-wide descriptor (a confidence-weighted average of the
+features of its pixels), and the descriptors are broadcast back and fused residually. Flat, textureless regions thus
+borrow blur evidence from textured regions at the same depth (defocus blur is a function of depth). The fuse convs
+are zero-initialised, so a fresh model computes exactly what it would without pooling; ``depth_pooling=0`` (the
+default) builds no extra modules and keeps the paper's model and its state-dict keys unchanged.
+
 Notation: B batch, h x w LR size, k kernel size (``kernel_size``, odd), s = ``upscale_to_hr``, C = ``num_feat``.
 """
 from __future__ import annotations
@@ -91,6 +99,41 @@ class _DepthEncoder(nn.Module):
         return f1, f2, f3
 
 
+class _DepthBinPooling(nn.Module):
+    """Depth-binned, image-wide evidence pooling: ``f + fuse(cat[f, b])`` (beyond the paper).
+
+    With N bins of centres ``c_n = (n + 0.5) / N`` and temperature ``tau = 1 / N`` (one bin width), pixel p gets the
+    soft assignment ``a_n(p) = softmax_n(-(d(p) - c_n)^2 / (2 tau^2))`` and the learned confidence
+    ``w(p) = sigmoid(conv1x1(f)(p))``; bin n's descriptor is ``g_n = sum_p a_n w f / (sum_p a_n w + eps)`` over the
+    whole image, broadcast back as ``b(p) = sum_n a_n(p) g_n``. ``fuse`` (1x1, 2C -> C) is zero-initialised, so the
+    block starts as the identity.
+
+    Args:
+        ch: C, channels of the features.
+        bins: N >= 1, number of depth bins.
+    """
+
+    eps = 1e-6
+
+    def __init__(self, *, ch: int, bins: int) -> None:
+        super().__init__()
+        self.bins = bins
+        self.confidence = nn.Conv2d(ch, 1, 1)
+        self.fuse = nn.Conv2d(2 * ch, ch, 1)
+        nn.init.zeros_(self.fuse.weight)  # the block starts as the identity
+        nn.init.zeros_(self.fuse.bias)
+
+    def forward(self, f: Tensor, d: Tensor) -> Tensor:
+        """Args: f: (B, C, h, w) features; d: (B, 1, h, w) depth in [0, 1]. Returns: (B, C, h, w)."""
+        n = self.bins
+        centres = (torch.arange(n, device=f.device, dtype=f.dtype) + 0.5).div(n).view(1, n, 1, 1)
+        a = torch.softmax(-(d.to(f.dtype) - centres).square() * (n * n / 2.0), dim=1)  # tau = 1/N: 1/(2tau^2)
+        aw = a * torch.sigmoid(self.confidence(f))  # (B, N, h, w)
+        g = torch.einsum('bnhw,bchw->bnc', aw, f) / (aw.sum((2, 3)).unsqueeze(-1) + self.eps)  # (B, N, C)
+        b = torch.einsum('bnhw,bnc->bchw', a, g)
+        return f + self.fuse(torch.cat([f, b], dim=1))
+
+
 class _DABlock(nn.Module):
     """Depth-Aware Block: ``y = SFT(x, depth_feat)`` (identity without depth), then ``MABlock(y)``.
 
@@ -127,15 +170,19 @@ class DKENet(nn.Module):
         use_depth: False builds the "DI-Kernel without depth" ablation: no depth branch, no SFT, depth ignored.
         upscale_to_hr: s > 0 also returns the per-HR-pixel field (nearest upscale by s); 0 returns the LR grid only.
         sft_hidden_ch: hidden width of the SFT layers.
+        depth_pooling: beyond the paper: N > 0 adds depth-binned evidence pooling over N depth bins
+            (:class:`_DepthBinPooling`, temperature 1/N, zero-initialised fuse conv so it starts as the identity)
+            after stage 1 and stage 2; 0 (default) is the paper's model, with unchanged state-dict keys. Needs
+            ``use_depth``.
 
     Raises:
-        ValueError: on a non-positive size, an even ``kernel_size``, a negative ``upscale_to_hr``, or MAConv settings
-            that leave no channels.
+        ValueError: on a non-positive size, an even ``kernel_size``, a negative ``upscale_to_hr``, MAConv settings
+            that leave no channels, or a ``depth_pooling`` that is not an int >= 0 or is set with ``use_depth=False``.
     """
 
     def __init__(self, in_ch: int = 3, num_feat: int = 64, num_blocks: int = 1, split: int = 2, reduction: int = 2,
                  kernel_size: int = 21, use_depth: bool = True, upscale_to_hr: int = 0,
-                 sft_hidden_ch: int = 32) -> None:
+                 sft_hidden_ch: int = 32, depth_pooling: int = 0) -> None:
         super().__init__()
         for name, value in (('in_ch', in_ch), ('num_feat', num_feat), ('num_blocks', num_blocks),
                             ('sft_hidden_ch', sft_hidden_ch)):
@@ -145,6 +192,11 @@ class DKENet(nn.Module):
             raise ValueError(f'DKENet: kernel_size must be odd and >= 1, got {kernel_size}')
         if upscale_to_hr < 0:
             raise ValueError(f'DKENet: upscale_to_hr must be 0 (LR grid only) or a scale >= 1, got {upscale_to_hr}')
+        if isinstance(depth_pooling, bool) or not isinstance(depth_pooling, int) or depth_pooling < 0:
+            raise ValueError(f'DKENet: depth_pooling must be an int >= 0 (0 = off), got {depth_pooling!r}')
+        if depth_pooling and not use_depth:
+            raise ValueError(f'DKENet: depth_pooling={depth_pooling} needs use_depth=True (it bins pixels by depth)')
+        self.depth_pooling = depth_pooling
         self.in_ch, self.kernel_size, self.use_depth, self.upscale_to_hr = in_ch, kernel_size, use_depth, upscale_to_hr
 
         def stage(ch: int) -> nn.ModuleList:
@@ -161,6 +213,10 @@ class DKENet(nn.Module):
         self.stage3 = stage(num_feat)
         self.tail = nn.Conv2d(num_feat, kernel_size * kernel_size, 3, 1, 1)
         self._init_weights()
+        # Built after the paper's modules are initialised, so those draw the same weights as without pooling; the
+        # pooling blocks initialise themselves (default confidence conv, zero fuse conv).
+        self.pool1 = _DepthBinPooling(ch=num_feat, bins=depth_pooling) if depth_pooling else None
+        self.pool2 = _DepthBinPooling(ch=2 * num_feat, bins=depth_pooling) if depth_pooling else None
 
     def _init_weights(self) -> None:
         sft_convs = {id(m) for sft in self.modules() if isinstance(sft, SFTLayer) for m in sft.modules()}
@@ -215,15 +271,19 @@ class DKENet(nn.Module):
             d = F.pad(resize_to(depth.to(lq.dtype), (h, w)), pad, mode='replicate')
             d1, d2, d3 = self.depth_encoder(d)
         else:
-            d1 = d2 = d3 = None
+            d = d1 = d2 = d3 = None
 
         # 3. LR branch, conditioned stage by stage.
         f1 = self.head(x)
         for block in self.stage1:
             f1 = block(f1, d1)
+        if self.pool1 is not None:  # depth pooling: padded grid (replicated edge pixels take part)
+            f1 = self.pool1(f1, d)
         f2 = self.down(f1)
         for block in self.stage2:
             f2 = block(f2, d2)
+        if self.pool2 is not None:
+            f2 = self.pool2(f2, F.avg_pool2d(d, 2))
         f3 = self.up(f2) + f1
         for block in self.stage3:
             f3 = block(f3, d3)
