@@ -5,7 +5,7 @@ it as the trace of the kernel's covariance (var_x + var_y, HR pixels^2).
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import cv2
 import numpy as np
@@ -62,28 +62,6 @@ def label(img: np.ndarray, text: str, bar: int = 18) -> np.ndarray:
     out[bar:] = img if img.ndim == 3 else img[..., None]
     cv2.putText(out, text, (3, bar - 5), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
     return out
-
-
-def svkr_strip(iterates: Sequence[Mapping[str, Tensor]], height: int = 128) -> np.ndarray:
-    """Paper Fig. 4: depth (top row) and kernel-variance heatmap (bottom row) for t = 0..T.
-
-    Args:
-        iterates: ``SVKROutput.iterates`` for one image: dicts with ``depth`` (1, 1, H', W') / (1, H', W') and
-            ``kernel`` (1, k*k, h, w).
-        height: height of each panel in pixels.
-    """
-    if not iterates:
-        raise ValueError('no SVKR iterates: run the model with svkr.save_iterates: true')
-    variances = [kernel_variance_map(it['kernel'].reshape(-1, *it['kernel'].shape[-3:])[0]) for it in iterates]
-    vmax = max(float(v.max()) for v in variances)
-    columns = []
-    for t, (it, var) in enumerate(zip(iterates, variances)):
-        depth = it['depth'].reshape(it['depth'].shape[-2:])
-        width = max(1, round(height * depth.shape[1] / depth.shape[0]))
-        top = label(resize_nearest(colorize(depth, 'magma', 0, 1), height, width), f'depth t={t}')
-        bottom = label(resize_nearest(colorize(var, 'viridis', 0, vmax), height, width), f'kernel var t={t}')
-        columns.append(np.concatenate([top, bottom], 0))
-    return np.concatenate(columns, 1)
 
 
 def crops_side_by_side(images: Mapping[str, np.ndarray], box: tuple[int, int, int, int], zoom: int = 2) -> np.ndarray:
