@@ -312,3 +312,25 @@ def sample_depth_kernel_params(depth: Tensor, sigma_range: tuple[float, float] =
                 'theta': theta, 'motion_sigma': motion_sigma, 'motion_angle': motion_angle}
     settings = {k: v.to(device=depth.device, dtype=dtype) for k, v in settings.items()}
     return depth_to_kernel_params(depth, **settings), settings
+
+
+def spread_kernel_field(field: Tensor, factor: float, chunk: int = 65536) -> Tensor:
+    """A kernel field ``(B, K*K, h, w)`` with every kernel stretched by ``factor`` about its centroid
+    (:func:`ssr.ops.kernels.spread_kernels`: Gaussian sigmas times ``factor``), processed ``chunk`` kernels at a time.
+
+    Raises:
+        ValueError: ``field`` is not ``(B, K*K, h, w)`` with odd K, or ``factor`` is not > 0.
+    """
+    from ssr.ops.kernels import spread_kernels
+
+    k = math.isqrt(field.shape[1]) if field.dim() == 4 else 0
+    if field.dim() != 4 or k * k != field.shape[1] or k % 2 == 0:
+        raise ValueError(f'field must be (B, K*K, h, w) with odd K, got {tuple(field.shape)}')
+    if not factor > 0:
+        raise ValueError(f'factor must be > 0, got {factor!r}')
+    if factor == 1:
+        return field
+    b, taps, h, w = field.shape
+    kernels = field.permute(0, 2, 3, 1).reshape(-1, k, k)
+    out = torch.cat([spread_kernels(part, factor) for part in kernels.split(chunk)])
+    return out.reshape(b, h, w, taps).permute(0, 3, 1, 2).contiguous()

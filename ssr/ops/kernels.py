@@ -469,3 +469,48 @@ def sample_gaussian_kernels(num: int, kernel_size: int, scale: int, sigma_range:
     sigma1 = low + (high - low) * u_sigma1
     sigma2 = torch.where(u_iso < iso_prob, sigma1, low + (high - low) * u_sigma2)
     return gaussian_kernels(sigma1, sigma2, math.pi * u_theta, kernel_size, scale)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Deviated kernels (paper Fig. 8)
+# ---------------------------------------------------------------------------------------------------------------------
+def spread_kernels(kernels: Tensor, factor: float) -> Tensor:
+    """Kernels stretched about their centroids by ``factor``: every standard deviation times ``factor``.
+
+    ``out(p) ∝ k(m + (p - m) / factor)`` with ``m`` each kernel's centroid, evaluated by bicubic interpolation of the
+    taps (zero outside the window), clipped at 0 and renormalised to sum 1. For a Gaussian well inside the window
+    the result is the Gaussian with ``sigma1``, ``sigma2`` times ``factor`` and the same ``theta`` and centre (for
+    sigmas >= 1: taps within 3 % of the peak, moment sigmas within 5 %; a factor below 1 resamples the taps more
+    coarsely, so very narrow kernels, sigma < 1, are approximated less well);
+    ``factor == 1`` returns the kernels unchanged. This is the deviated K_1 / K_2 of the paper's Fig. 8.
+
+    Args:
+        kernels: ``(..., K, K)`` non-negative, odd K.
+        factor: > 0.
+
+    Returns:
+        ``(..., K, K)`` summing to 1.
+
+    Raises:
+        ValueError: ``factor`` is not > 0, or the kernels are not ``(..., K, K)`` with odd K.
+    """
+    if not factor > 0:
+        raise ValueError(f'factor must be > 0, got {factor!r}')
+    centroid, _ = kernel_moments(kernels)  # validates the shape
+    if factor == 1:
+        return kernels
+    size = kernels.shape[-1]
+    flat = kernels.reshape(-1, 1, size, size)
+    radius = size // 2
+    # centroid as (row, col) tap coordinates; kernel_moments' offsets are relative to tap [r, r]
+    m = centroid.reshape(-1, 2).to(flat.dtype) + radius
+    taps = torch.arange(size, dtype=flat.dtype, device=flat.device)
+    rows = m[:, 0, None] + (taps - m[:, 0, None]) / factor  # (N, K) source row of each output row
+    cols = m[:, 1, None] + (taps - m[:, 1, None]) / factor
+    # grid_sample's normalised coordinates with align_corners=True: -1 / +1 are the first / last tap
+    gy = (rows / (size - 1) * 2 - 1)[:, :, None].expand(-1, size, size)
+    gx = (cols / (size - 1) * 2 - 1)[:, None, :].expand(-1, size, size)
+    out = torch.nn.functional.grid_sample(flat, torch.stack([gx, gy], -1), mode='bicubic', padding_mode='zeros',
+                                          align_corners=True).clamp_min(0)
+    out = out / out.sum((-2, -1), keepdim=True).clamp_min(torch.finfo(out.dtype).tiny)
+    return out.reshape(kernels.shape)

@@ -213,3 +213,34 @@ _MAP = torch.ones(2, 4, 4)
 def test_bad_inputs_raise_value_error(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_spread_kernel_field_matches_the_field_of_scaled_sigmas():
+    from ssr.ops.kernel_field import spread_kernel_field
+
+    torch.manual_seed(0)
+    sigma1 = 1.2 + torch.rand(2, 3, 4, dtype=torch.float64)
+    sigma2 = 1.0 + 0.2 * torch.rand(2, 3, 4, dtype=torch.float64)
+    theta = torch.rand(2, 3, 4, dtype=torch.float64)
+    field = kernel_field_from_params(sigma1, sigma2, theta, 25, 4)
+    out = spread_kernel_field(field, 1.25, chunk=5)  # chunks smaller than the 24 kernels
+    exact = kernel_field_from_params(sigma1 * 1.25, sigma2 * 1.25, theta, 25, 4)
+    assert out.shape == field.shape
+    assert torch.allclose(out.sum(1), torch.ones(2, 3, 4, dtype=torch.float64))
+    assert ((out - exact).abs().amax(1) / exact.amax(1) < 0.03).all()
+    assert spread_kernel_field(field, 1) is field
+
+
+@pytest.mark.parametrize('shape', [(1, 80, 2, 2), (1, 81, 2), (1, 64, 2, 2)])
+def test_spread_kernel_field_rejects_a_bad_shape(shape):
+    from ssr.ops.kernel_field import spread_kernel_field
+
+    with pytest.raises(ValueError, match='odd K'):
+        spread_kernel_field(torch.ones(shape), 1.2)
+
+
+def test_spread_kernel_field_rejects_a_bad_factor():
+    from ssr.ops.kernel_field import spread_kernel_field
+
+    with pytest.raises(ValueError, match='factor must be > 0'):
+        spread_kernel_field(torch.ones(1, 9, 2, 2) / 9, 0)

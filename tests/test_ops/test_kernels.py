@@ -270,3 +270,47 @@ def test_sampler_respects_ranges():
 def test_bad_inputs_raise_value_error(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+# spread_kernels (the deviated kernels of the paper's Fig. 8) --------------------------------------------------------
+@pytest.mark.parametrize('factor', [0.75, 1.25, 1.5])
+def test_spread_kernels_scales_gaussian_sigmas(factor):
+    from ssr.ops.kernels import spread_kernels
+
+    sigma1 = torch.tensor([1.5, 2.0, 1.2], dtype=torch.float64)
+    sigma2 = torch.tensor([1.5, 1.1, 1.0], dtype=torch.float64)
+    theta = torch.tensor([0.0, 0.6, -1.0], dtype=torch.float64)
+    out = spread_kernels(gaussian_kernels(sigma1, sigma2, theta, 31, 4), factor)
+    exact = gaussian_kernels(sigma1 * factor, sigma2 * factor, theta, 31, 4)
+    assert torch.allclose(out.sum((-2, -1)), torch.ones(3, dtype=torch.float64))
+    assert (out >= 0).all()
+    # taps within 3 % of the peak, the fitted sigmas within 5 % (bicubic resampling of sigma ~1 kernels), theta and
+    # centre kept
+    assert ((out - exact).abs().amax((-2, -1)) / exact.amax((-2, -1)) < 0.03).all()
+    s1, s2, th = kernel_params_from_moments(out)
+    assert torch.allclose(s1, sigma1 * factor, rtol=0.05) and torch.allclose(s2, sigma2 * factor, rtol=0.05)
+    assert torch.allclose(kernel_moments(out)[0], kernel_moments(exact)[0], atol=0.02)
+    assert abs(math.cos(2 * (th[1] - theta[1]))) > 0.99  # anisotropic kernel keeps its orientation
+
+
+def test_spread_kernels_identity_and_shape_of_the_batch():
+    from ssr.ops.kernels import spread_kernels
+
+    k = gaussian_kernels(torch.rand(2, 3) + 1, torch.rand(2, 3) + 1, torch.rand(2, 3), 15, 4)
+    assert spread_kernels(k, 1.0) is k
+    assert spread_kernels(k, 1.3).shape == (2, 3, 15, 15)
+
+
+@pytest.mark.parametrize('factor', [0.0, -0.5, float('nan')])
+def test_spread_kernels_rejects_a_factor_that_is_not_positive(factor):
+    from ssr.ops.kernels import spread_kernels
+
+    with pytest.raises(ValueError, match='factor must be > 0'):
+        spread_kernels(gaussian_kernels(1.0, 1.0, 0.0, 9, 4), factor)
+
+
+def test_spread_kernels_rejects_even_kernels():
+    from ssr.ops.kernels import spread_kernels
+
+    with pytest.raises(ValueError, match='odd K'):
+        spread_kernels(torch.ones(2, 8, 8) / 64, 1.2)
