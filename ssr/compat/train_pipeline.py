@@ -13,7 +13,9 @@ option parser of ``basicsr.test``) so that both pipelines, run by ``ssr/train.py
     - a ``create_train_val_dataloader`` that computes the number of epochs from the batches the loader really yields
       (basicsr assumes ``ceil(samples / batch)`` although its loader drops the last partial batch, so small sets
       stopped early) and seeds every dataset from ``manual_seed``;
-    - :func:`copy_opt_file`: writes the resolved options (``_base_`` merged) into the experiment folder.
+    - :func:`copy_opt_file`: writes the resolved options (``_base_`` merged) into the experiment folder;
+    - a ``build_model`` that guards every model against non-finite losses and weights
+      (:mod:`ssr.models.finite_guard`), BasicSR's ``SRModel`` included.
 
 The training state also carries the python / numpy / torch RNG states; that part is a method of ssr's models
 (:meth:`ssr.models.base_model.SVBaseModel.save_training_state`), not a patch. Nothing here imports basicsr at module
@@ -85,7 +87,11 @@ def load_resume_state(opt: dict):
     state = safe_torch_load(path)
     check_resume(opt, state['iter'])
     opt[RESUME_KEY] = {'epoch': state['epoch'], 'iter': state['iter']}
+    _pending[0] = state  # create_train_val_dataloader sets its epoch once the loader's length is known
     return state
+
+
+_pending: list = [None]  # the resume state load_resume_state returned, for the dataloader wrapper
 
 
 def wrap_create_train_val_dataloader(original):
@@ -101,15 +107,40 @@ def wrap_create_train_val_dataloader(original):
             total_epochs = math.ceil(total_iters / len(train_loader))
         result = (train_loader, train_sampler, val_loaders, total_epochs, total_iters)
         position = opt.get(RESUME_KEY)
-        if position and isinstance(train_sampler, ResumableEnlargedSampler):
-            consumed = position['iter'] - position['epoch'] * len(train_loader)
-            if 0 < consumed < len(train_loader):
+        state, _pending[0] = _pending[0], None
+        if position and isinstance(train_sampler, ResumableEnlargedSampler) and len(train_loader):
+            # the next iteration, iter + 1, is batch iter % L of epoch iter // L: a state saved at the last batch
+            # of an epoch resumes at the first batch of the next one (basicsr would replay the finished epoch)
+            epoch, consumed = divmod(position['iter'], len(train_loader))
+            if state is not None and state.get('iter') == position['iter'] and epoch != state['epoch']:
+                if consumed == 0 and epoch == state['epoch'] + 1:
+                    logger.info(f'Epoch {state["epoch"]} ended at iteration {position["iter"]}: resuming at the '
+                                f'start of epoch {epoch}.')
+                else:
+                    logger.warning(f'The state says epoch {state["epoch"]}, but with {len(train_loader)} batches per '
+                                   f'epoch iteration {position["iter"]} lies in epoch {epoch}: resuming there (did '
+                                   'the training set or batch size change?).')
+                state['epoch'] = position['epoch'] = epoch
+            if consumed and epoch == position['epoch']:
                 train_sampler.skip = consumed * train_loader.batch_size
-                logger.info(f'Resuming inside epoch {position["epoch"]}: skipping its first {consumed} batches.')
+                logger.info(f'Resuming inside epoch {epoch}: skipping its first {consumed} batches.')
         return result
 
     create_train_val_dataloader.ssr_wrapped = True
     return create_train_val_dataloader
+
+
+def wrap_build_model(original):
+    """Wrap ``basicsr.train.build_model``: every model it builds, BasicSR's too, stops at the first non-finite loss
+    and never saves non-finite weights (:func:`ssr.models.finite_guard.guard_model`)."""
+
+    def build_model(opt):
+        from ssr.models.finite_guard import guard_model
+
+        return guard_model(original(opt), opt)
+
+    build_model.ssr_wrapped = True
+    return build_model
 
 
 def copy_opt_file(opt_file: str, experiments_root: str) -> None:
@@ -145,6 +176,8 @@ def apply() -> None:
     basicsr.train.load_resume_state = load_resume_state
     basicsr.train.copy_opt_file = copy_opt_file
     basicsr.train.EnlargedSampler = ResumableEnlargedSampler
+    if not getattr(basicsr.train.build_model, 'ssr_wrapped', False):
+        basicsr.train.build_model = wrap_build_model(basicsr.train.build_model)
     if not getattr(basicsr.train.create_train_val_dataloader, 'ssr_wrapped', False):
         basicsr.train.create_train_val_dataloader = wrap_create_train_val_dataloader(
             basicsr.train.create_train_val_dataloader)

@@ -19,6 +19,11 @@ def logged_losses(text: str) -> dict[int, str]:
     return {int(m.group(1).replace(',', '')): m.group(2) for m in LOSS_LINE.finditer(text)}
 
 
+def logged_epochs(text: str) -> dict[int, int]:
+    lines = re.finditer(r'\[epoch:\s*(\d+), iter:\s*([\d,]+)', text)
+    return {int(m.group(2).replace(',', '')): int(m.group(1)) for m in lines}
+
+
 def train(tmp_path: Path, opt: dict, *extra: str, cwd: Path | None = None) -> str:
     path = write_options(tmp_path / f'{opt["name"]}.yml', opt)
     proc = run_entry('train.py', ['-opt', str(path), *extra], root=tmp_path, cwd=cwd)
@@ -43,22 +48,35 @@ def test_train_writes_checkpoints_and_states(tmp_path, paired_folder):
     assert not (elsewhere / 'experiments').exists(), 'outputs must land under the root, not the working directory'
 
 
-@pytest.mark.slow
-def test_auto_resume_reproduces_uninterrupted_run(tmp_path, paired_folder):
+@pytest.fixture(scope='module')
+def reference_run(tmp_path_factory, paired_folder):
+    root = tmp_path_factory.mktemp('reference')
     base = tiny_train_options(paired_folder, 'ref')
-    # 4 images x enlarge 3 / batch 2 = 6 iterations per epoch: the stop at 10 falls inside epoch 1
+    # 4 images x enlarge 3 / batch 2 = 6 iterations per epoch
     base['datasets']['train']['dataset_enlarge_ratio'] = 3
-    ref = logged_losses(train(tmp_path, base))
+    log = train(root, base)
+    return base, logged_losses(log), logged_epochs(log), root / 'experiments/ref/models/net_g_20.pth'
 
-    stopped = dict(base, name='resumed', train=dict(base['train'], total_iter=10))
+
+@pytest.mark.slow
+@pytest.mark.parametrize('stop, message', [
+    (10, 'skipping its first 4 batches'),  # inside epoch 1
+    (12, 'Epoch 1 ended at iteration 12: resuming at the start of epoch 2'),  # the last batch of epoch 1
+    (1, 'skipping its first 1 batches'),  # the first iteration
+])
+def test_auto_resume_reproduces_uninterrupted_run(tmp_path, reference_run, stop, message):
+    base, ref, ref_epochs, ref_weights = reference_run
+    stopped = dict(base, name='resumed', train=dict(base['train'], total_iter=stop),
+                   logger=dict(base['logger'], save_checkpoint_freq=stop))
     first = logged_losses(train(tmp_path, stopped))
-    assert sorted(first) == list(range(1, 11))
+    assert sorted(first) == list(range(1, stop + 1))
     resumed_log = train(tmp_path, dict(base, name='resumed'), '--auto_resume')
     resumed = logged_losses(resumed_log)
-    assert 'skipping its first 4 batches' in resumed_log
-    assert sorted(resumed) == list(range(11, 21))
-    assert {i: ref[i] for i in range(11, 21)} == resumed
-    a = torch.load(tmp_path / 'experiments/ref/models/net_g_20.pth', weights_only=True)
+    assert message in resumed_log
+    assert sorted(resumed) == list(range(stop + 1, 21))
+    assert {i: ref[i] for i in range(stop + 1, 21)} == resumed
+    assert logged_epochs(resumed_log) == {i: ref_epochs[i] for i in range(stop + 1, 21)}
+    a = torch.load(ref_weights, weights_only=True)
     b = torch.load(tmp_path / 'experiments/resumed/models/net_g_20.pth', weights_only=True)
     for key in ('params', 'params_ema'):
         for name, value in a[key].items():
