@@ -16,13 +16,15 @@ from basicsr.train import train_pipeline  # noqa: E402
 
 from ssr.compat import register  # noqa: E402
 
+from ssr.utils.cli import run_pipeline  # noqa: E402
 from ssr.utils.paths import repo_root  # noqa: E402
 
 
-def main() -> None:
+def main() -> int:
     register()  # ssr's archs, datasets, models, losses and metrics: an import error surfaces here, by name
-    train_pipeline(str(repo_root()))
+    root = repo_root()
+    return run_pipeline(lambda: train_pipeline(str(root)), root, is_train=True)
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())
