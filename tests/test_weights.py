@@ -25,9 +25,10 @@ def test_manifest_matches_the_files():
         assert hashlib.sha256((WEIGHTS / name).read_bytes()).hexdigest() == record['sha256'], name
 
 
-@pytest.mark.parametrize('file', ['dkenet_f32_x4_sv.pth', 'dkenet_f32_x4_layered.pth'])
-def test_dkenet_weights_load_strictly(file):
-    args = {k: v for k, v in DEMO['network_e'].items() if k != 'type'}
+@pytest.mark.parametrize('file, extra', [('dkenet_f32_x4_sv.pth', {}), ('dkenet_f32_x4_layered.pth', {}),
+                                         ('dkenet_f32_x4_layered_pool.pth', {'depth_pooling': 8})])
+def test_dkenet_weights_load_strictly(file, extra):
+    args = {k: v for k, v in DEMO['network_e'].items() if k != 'type'} | extra
     net = DKENet(**args)
     state = torch.load(WEIGHTS / file, weights_only=True)['params']
     net.load_state_dict(state, strict=True)

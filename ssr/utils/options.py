@@ -25,6 +25,23 @@ DELETE_KEY = '_delete_'
 SCHEDULERS = ('MultiStepLR', 'MultiStepRestartLR', 'CosineAnnealingRestartLR')
 PATH_PREFIXES = ('dataroot', 'meta_info', 'pretrain_network', 'resume_state')
 PATH_SUFFIXES = ('_path', '_file', '_dir', '_folder')
+# keys each validated section knows (BasicSR 1.4.2's and ssr's); network_*, optim_*, *_opt and the path prefixes
+# below are open families
+TOP_KEYS = ('name', 'model_type', 'scale', 'num_gpu', 'manual_seed', 'datasets', 'path', 'train', 'val', 'logger',
+            'dist_params', 'find_unused_parameters', 'cudnn_benchmark', 'svkr', 'conditions', 'diffusion', 'sampler',
+            'first_stage', 'depth_input', 'degradation', 'synthesis', 'tile', 'crop_border',
+            # set by the pipelines themselves
+            'is_train', 'dist', 'rank', 'world_size', 'auto_resume', 'root_path', 'resume_position')
+SECTION_KEYS = {
+    'train': ('ema_decay', 'scheduler', 'total_iter', 'warmup_iter', 'net_d_iters', 'net_d_init_iters', 'bf16',
+              'depth_dropout', 'grad_clip', 'kernel_noise', 'reg_weights', 'trainable_prefixes', 'degradation',
+              'synthesis'),
+    'val': ('val_freq', 'save_img', 'suffix', 'metrics', 'pbar', 'num_val_samples', 'center_frame_only', 'flip_seq'),
+    'logger': ('print_freq', 'save_checkpoint_freq', 'use_tb_logger', 'wandb'),
+    'path': ('resume_state', 'ignore_resume_networks', 'experiments_root', 'models', 'training_states', 'log',
+             'visualization', 'results_root'),
+}
+PATH_FAMILIES = ('pretrain_network_', 'param_key_', 'strict_load_')
 
 
 class OptionError(ValueError):
@@ -155,10 +172,100 @@ def _check_arch_kwargs(file, key: str, net_opt: Mapping, registry) -> None:
         if arg != 'type' and arg not in accepted:
             raise OptionError(file, f'{key}.{arg}', f'{net_opt["type"]} takes no option {arg!r}; it accepts '
                               f'{", ".join(closest_first(arg, accepted))}')
+    _check_arch_types(file, key, net_opt, params)
     missing = [n for n, p in params.items() if p.default is inspect.Parameter.empty
                and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and n not in net_opt]
     if missing:
         raise OptionError(file, f'{key}.{missing[0]}', f'{net_opt["type"]} requires option {missing[0]!r}')
+
+
+def _check_known_keys(file, opt: Mapping) -> None:
+    """Unknown keys at the top level and in ``train`` / ``val`` / ``logger`` / ``path``, closest known key first."""
+    networks = [k for k in opt if k.startswith('network_')]
+    for key in opt:
+        if key.lower().startswith('network_') and key != key.lower():
+            raise OptionError(file, key, f'network keys are lower case in BasicSR / ssr: write {key.lower()!r} '
+                              '(MMSR-style files such as MANet / DCLS spell it network_G)')
+        if key not in TOP_KEYS and not key.startswith('network_'):
+            raise OptionError(file, key, f'unknown key; closest known: '
+                              f'{", ".join(closest_first(key, TOP_KEYS + tuple(networks))[:3])}')
+    for section, known in SECTION_KEYS.items():
+        block = opt.get(section)
+        if not isinstance(block, Mapping):
+            continue
+        for key in block:
+            if key in known:
+                continue
+            if section == 'train' and (key.startswith('optim_') or key.endswith('_opt')):
+                continue
+            if section == 'path' and key.startswith(PATH_FAMILIES):
+                suffix = key.split('_')[-1]
+                if f'network_{suffix}' in opt or key.startswith('param_key_') or key.startswith('strict_load_'):
+                    continue
+                raise OptionError(file, f'path.{key}', f'there is no network_{suffix} in this file; networks: '
+                                  f'{", ".join(networks) or "none"}')
+            families = {'train': ('optim_g', 'pixel_opt'), 'path': ('pretrain_network_g', 'param_key_g',
+                                                                    'strict_load_g')}.get(section, ())
+            raise OptionError(file, f'{section}.{key}', f'unknown key; closest known: '
+                              f'{", ".join(closest_first(key, known + families)[:3])}')
+
+
+def _check_scheduler(file, train: Mapping) -> None:
+    """A scheduler that would crash (or stop scheduling) before ``total_iter``: BasicSR's cosine restarts index
+    past the end of ``periods`` once ``total_iter`` exceeds their sum."""
+    sched = train.get('scheduler')
+    if not isinstance(sched, Mapping) or sched.get('type') != 'CosineAnnealingRestartLR':
+        return
+    periods = sched.get('periods')
+    if not isinstance(periods, (list, tuple)) or not periods:
+        raise OptionError(file, 'train.scheduler.periods', 'CosineAnnealingRestartLR needs a list of periods')
+    weights = sched.get('restart_weights', [1])
+    if len(weights) != len(periods):
+        raise OptionError(file, 'train.scheduler.restart_weights', f'{len(weights)} weights for {len(periods)} '
+                          'periods: give one restart weight per period')
+    total = train.get('total_iter')
+    if isinstance(total, (int, float)) and sum(periods) < total:
+        raise OptionError(file, 'train.scheduler.periods', f'the periods sum to {sum(periods)} < train.total_iter '
+                          f'{total:g}: training would crash at iteration {sum(periods) + 1}; make the periods add '
+                          'up to total_iter')
+
+
+def _check_cross(file, opt: Mapping) -> None:
+    """The top-level ``scale`` against every network's, and the networks' ``kernel_size`` against the training
+    degradation's (both otherwise crash after the first iteration / image)."""
+    nets = {k: v for k, v in opt.items() if k.startswith('network_') and isinstance(v, Mapping)}
+    scale = opt.get('scale')
+    for key, net in nets.items():
+        for arg in ('scale', 'upscale'):
+            if isinstance(scale, int) and isinstance(net.get(arg), int) and net[arg] != scale:
+                raise OptionError(file, f'{key}.{arg}', f'{net[arg]} differs from the top-level scale {scale}; '
+                                  'make them equal')
+    for phase, ds in (opt.get('datasets') or {}).items():
+        deg = ds.get('degradation') if isinstance(ds, Mapping) else None
+        k = deg.get('kernel_size') if isinstance(deg, Mapping) else None
+        for key, net in nets.items():
+            if isinstance(k, int) and isinstance(net.get('kernel_size'), int) and net['kernel_size'] != k:
+                raise OptionError(file, f'{key}.kernel_size', f'{net["kernel_size"]} differs from '
+                                  f'datasets.{phase}.degradation.kernel_size {k}; make them equal')
+
+
+def _check_arch_types(file, key: str, net_opt: Mapping, params) -> None:
+    """Ints / floats / bools of a network's options against its constructor's annotations."""
+    expected = {'int': int, 'float': float, 'bool': bool}
+    for arg, value in net_opt.items():
+        if arg == 'type' or arg not in params:
+            continue
+        ann = params[arg].annotation
+        ann = ann if isinstance(ann, str) else getattr(ann, '__name__', '')
+        want = expected.get(ann)
+        if want is None or value is None:
+            continue
+        ok = (isinstance(value, bool) if want is bool else
+              isinstance(value, want) and not isinstance(value, bool) or (want is float and isinstance(value, int)
+                                                                          and not isinstance(value, bool)))
+        if not ok:
+            raise OptionError(file, f'{key}.{arg}', f'{net_opt["type"]} expects {ann} for {arg!r}, got '
+                              f'{type(value).__name__} {value!r}')
 
 
 def validate_options(opt: Mapping, file: str | os.PathLike, is_train: bool) -> None:
@@ -171,6 +278,7 @@ def validate_options(opt: Mapping, file: str | os.PathLike, is_train: bool) -> N
     import torch
     from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
 
+    _check_known_keys(file, opt)
     _require(file, opt, '', 'name', str)
     _require(file, opt, '', 'model_type', str)
     _check_registered(file, 'model_type', opt['model_type'], MODEL_REGISTRY, 'model')
@@ -204,6 +312,7 @@ def validate_options(opt: Mapping, file: str | os.PathLike, is_train: bool) -> N
             raise OptionError(file, f'path.pretrain_{net}', f'testing {net} ({opt[net]["type"]}) needs its weights; '
                               'a test without them would silently run a randomly initialised network')
 
+    _check_cross(file, opt)
     if is_train:
         if 'train' not in [p.split('_')[0] for p in opt['datasets']]:
             raise OptionError(file, 'datasets.train', 'a training option file needs a train dataset')
@@ -214,6 +323,7 @@ def validate_options(opt: Mapping, file: str | os.PathLike, is_train: bool) -> N
             _require(file, opt[section], section, key, (int, float))
             if not float(opt[section][key]).is_integer() or opt[section][key] < 1:
                 raise OptionError(file, f'{section}.{key}', f'expected a whole number >= 1, got {opt[section][key]!r}')
+        _check_scheduler(file, opt['train'])
         optimizers = sorted(n for n in dir(torch.optim) if isinstance(getattr(torch.optim, n), type)
                             and issubclass(getattr(torch.optim, n), torch.optim.Optimizer) and n != 'Optimizer')
         for key, value in opt['train'].items():
