@@ -186,17 +186,31 @@ class SVBaseModel(SRModel):
         """Write ``<path.training_states>/<iter>.state`` atomically (rank 0 only; nothing for ``current_iter`` -1).
 
         Holds ``epoch``, ``iter``, the optimizer and scheduler states, ``rng`` (python / numpy / torch, CUDA when
-        initialised) and ``net_g_ema`` (the EMA network's state, when there is one).
+        initialised), under DDP ``rng_per_rank`` (every rank's, gathered; so every rank must call this) and
+        ``net_g_ema`` (the EMA network's state, when there is one).
         """
-        if current_iter == -1 or get_dist_info()[0] != 0:
+        if current_iter == -1:
+            return
+        rank, world = get_dist_info()
+        rng = capture_rng_state()
+        per_rank = None
+        if world > 1:
+            # every rank draws its own crops / flips: keep each rank's RNG states, not only rank 0's
+            import torch.distributed as dist
+
+            per_rank = [None] * world
+            dist.all_gather_object(per_rank, rng)
+        if rank != 0:
             return
         state = {
             'epoch': epoch,
             'iter': current_iter,
             'optimizers': [o.state_dict() for o in self.optimizers],
             'schedulers': [s.state_dict() for s in self.schedulers],
-            'rng': capture_rng_state(),
+            'rng': rng,
         }
+        if per_rank is not None:
+            state['rng_per_rank'] = per_rank
         if getattr(self, 'net_g_ema', None) is not None:
             # basicsr reloads the EMA network from 'params' on resume (check_resume), which silently resets the EMA;
             # keeping it here lets resume_training restore it.
@@ -222,7 +236,14 @@ class SVBaseModel(SRModel):
             scheduler.load_state_dict(state)
         if 'net_g_ema' in resume_state and getattr(self, 'net_g_ema', None) is not None:
             self.net_g_ema.load_state_dict(resume_state['net_g_ema'])
-        if 'rng' in resume_state:
+        rank, world = get_dist_info()
+        per_rank = resume_state.get('rng_per_rank')
+        if per_rank is not None and len(per_rank) == world:
+            restore_rng_state(per_rank[rank])
+        elif 'rng' in resume_state:
+            if world > 1:
+                get_root_logger().warning(f'the training state holds RNG states for {len(per_rank or [])} ranks, '
+                                          f'this run has {world}: every rank restores rank 0\'s')
             restore_rng_state(resume_state['rng'])
 
     def load_network(self, net: nn.Module, load_path: str, strict: bool = True, param_key: str | None = 'params'):

@@ -96,3 +96,32 @@ def test_torchrun_two_cpu_processes(tmp_path, paired_folder):
     assert 'World size (gpu number): 2' in log
     assert set(logged_losses(log)) >= {1, 2, 3, 4}
     assert (tmp_path / 'experiments/ddp/models/net_g_4.pth').is_file()
+
+
+@pytest.mark.slow
+def test_torchrun_resume_restores_every_ranks_rng(tmp_path, paired_folder):
+    torchrun = shutil.which('torchrun', path=str(Path(sys.executable).parent))
+    if torchrun is None:
+        pytest.skip('torchrun is not installed beside this python')
+
+    def ddp(opt: dict, port: int, *extra: str) -> str:
+        path = write_options(tmp_path / f'{opt["name"]}_{opt["train"]["total_iter"]}.yml', opt)
+        proc = run_entry('train.py', ['-opt', str(path), '--launcher', 'pytorch', *extra], root=tmp_path,
+                         launcher=[torchrun, '--nproc_per_node=2', f'--master_port={port}'])
+        return proc.stdout + proc.stderr
+
+    base = tiny_train_options(paired_folder, 'ddp_ref', total_iter=8, save_freq=3)
+    base['datasets']['train']['dataset_enlarge_ratio'] = 3  # 12 samples / 2 ranks / batch 2 = 3 batches per epoch
+    ref = logged_losses(ddp(base, 29623))
+    cut = dict(base, name='ddp_cut', train=dict(base['train'], total_iter=4))
+    ddp(cut, 29624)
+    state = torch.load(tmp_path / 'experiments/ddp_cut/training_states/3.state', weights_only=True)
+    assert len(state['rng_per_rank']) == 2
+    assert not torch.equal(state['rng_per_rank'][0]['torch'], state['rng_per_rank'][1]['torch'])
+    resumed = logged_losses(ddp(dict(base, name='ddp_cut'), 29625, '--auto_resume'))
+    assert sorted(resumed) == list(range(4, 9))
+    assert resumed == {i: ref[i] for i in range(4, 9)}
+    a = torch.load(tmp_path / 'experiments/ddp_ref/models/net_g_latest.pth', weights_only=True)['params']
+    b = torch.load(tmp_path / 'experiments/ddp_cut/models/net_g_latest.pth', weights_only=True)['params']
+    for name, value in a.items():
+        torch.testing.assert_close(b[name], value, rtol=0, atol=0, msg=name)
