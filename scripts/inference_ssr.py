@@ -84,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     import ssr  # noqa: F401  (first: compatibility fixes basicsr needs, and the registries)
-    from ssr.tools.image_inference import MIN_SIDE, Settings, collect_inputs, load_pipeline, process_inputs
+    from ssr.tools.image_inference import (MIN_SIDE, Settings, check_output_folder, collect_inputs, load_pipeline,
+                                           process_inputs)
 
     if args.bf16 and args.device != 'cuda':
         parser.error('--bf16 needs --device cuda (bfloat16 autocast on the CPU is slow and not supported here)')
@@ -108,6 +109,11 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.manual_seed(args.seed)
     try:
+        check_output_folder(Path(args.output))
+    except ValueError as exc:
+        logger.error('%s', exc)
+        return 2
+    try:
         pipe = load_pipeline(args.opt, args.device)
     except Exception as exc:  # noqa: BLE001  (option, weight and device errors all end the run the same way)
         logger.error('could not build the model from %s: %s', args.opt, exc)
@@ -122,4 +128,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == '__main__':
-    raise SystemExit(main())
+    try:
+        raise SystemExit(main())
+    except KeyboardInterrupt:
+        print('interrupted', file=sys.stderr)
+        raise SystemExit(130) from None

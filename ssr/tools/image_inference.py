@@ -32,7 +32,7 @@ from ssr.pipelines.ssr_pipeline import SSRPipeline
 from ssr.pipelines.svkr import SVKRConfig, blind_sr
 from ssr.pipelines.tiling import tiled_fields
 
-__all__ = ['ImagePipeline', 'Settings', 'collect_inputs', 'load_pipeline', 'output_paths', 'process_file',
+__all__ = ['ImagePipeline', 'Settings', 'check_output_folder', 'collect_inputs', 'load_pipeline', 'output_paths', 'process_file',
            'process_inputs', 'read_image', 'super_resolve_image']
 
 # Smallest LR side accepted: DKENet's stride-2 stage and 3x3 convolutions see nothing but padding below this, so
@@ -147,6 +147,23 @@ class Settings:
     save_depth: bool = False
     overwrite: bool = False
     suffix: str = '_SR'
+
+
+def check_output_folder(out_dir: Path) -> None:
+    """Fail before any model is loaded when ``out_dir`` cannot be created or written.
+
+    Raises:
+        ValueError: ``out_dir`` is a file, or it (or the nearest existing folder above it) is not writable.
+    """
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f'-o {out_dir}: is a file, not a folder; give a folder for the SR images')
+    probe = out_dir
+    while not probe.exists():
+        probe = probe.parent
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ValueError(f'-o {out_dir}: {probe} is not writable; choose another output folder or fix its '
+                         'permissions')
 
 
 def output_paths(source: Path, out_dir: Path, settings: Settings, rel: Path | None = None) -> dict[str, Path]:

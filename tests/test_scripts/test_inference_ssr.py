@@ -210,6 +210,27 @@ def test_missing_weights_exit_1(tmp_path):
     assert code == 1 and 'could not build the model' in log.text(logging.ERROR)
 
 
+def test_unwritable_output_fails_before_the_model_is_loaded(tmp_path, monkeypatch):
+    cv2.imwrite(str(tmp_path / 'a.png'), photo('astronaut', 16))
+    (tmp_path / 'file').write_text('not a folder')
+    loaded = []
+    monkeypatch.setattr('ssr.tools.image_inference.load_pipeline', lambda *a, **k: loaded.append(a))
+    code, log = _run_main(['-i', str(tmp_path / 'a.png'), '-o', str(tmp_path / 'file'), '--opt', str(TWIN)])
+    assert code == 2 and 'is a file, not a folder' in log.text(logging.ERROR) and not loaded
+
+
+def test_read_only_output_fails_before_the_model_is_loaded(tmp_path, monkeypatch):
+    cv2.imwrite(str(tmp_path / 'a.png'), photo('astronaut', 16))
+    loaded = []
+    monkeypatch.setattr('ssr.tools.image_inference.load_pipeline', lambda *a, **k: loaded.append(a))
+    locked = tmp_path / 'locked'
+    locked.mkdir(mode=0o500)
+    if os.access(locked, os.W_OK):  # root ignores permission bits
+        pytest.skip('running as root: permissions are not enforced')
+    code, log = _run_main(['-i', str(tmp_path / 'a.png'), '-o', str(locked / 'out'), '--opt', str(TWIN)])
+    assert code == 2 and 'is not writable' in log.text(logging.ERROR) and not loaded
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # tiling
 class _NearestUpsampler:
