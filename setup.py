@@ -3,9 +3,15 @@ from pathlib import Path
 from setuptools import find_packages, setup
 
 ROOT = Path(__file__).parent
-# torch / torchvision / basicsr are installed by scripts/setup_env.sh (local wheels, --no-build-isolation);
-# listing them here would make `pip install -e .` try to build basicsr in isolation.
-REQUIRES = ['numpy', 'scipy', 'scikit-image', 'opencv-python', 'lmdb', 'pyyaml', 'addict', 'tqdm', 'matplotlib', 'diffusers', 'timm']
+# torch / torchvision as ranges, so that an installed CUDA build is kept (pip only installs them when absent).
+# basicsr 1.4.2 is an sdist whose setup.py imports torch: install it first with
+#   pip install --no-build-isolation basicsr==1.4.2
+# (scripts/setup_env.sh does); listing it here would make pip build it in an isolated environment without torch.
+REQUIRES = [
+    'torch>=2.1', 'torchvision>=0.16', 'numpy', 'scipy', 'scikit-image', 'opencv-python',
+    'lmdb>=1.4,<2',  # py-lmdb >= 2 refuses a second open of one environment (BasicSR's LMDB backend)
+    'pyyaml', 'addict', 'tqdm', 'matplotlib', 'diffusers', 'timm',
+]
 
 setup(
     name='ssr',
@@ -17,4 +23,5 @@ setup(
     python_requires='>=3.10',
     install_requires=REQUIRES,
     license='Apache-2.0',
+    license_files=['LICENSE'],
 )
