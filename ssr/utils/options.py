@@ -14,6 +14,8 @@ import difflib
 import inspect
 import os
 import random
+import re
+import sys
 from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
@@ -179,6 +181,12 @@ def _check_arch_kwargs(file, key: str, net_opt: Mapping, registry) -> None:
         raise OptionError(file, f'{key}.{missing[0]}', f'{net_opt["type"]} requires option {missing[0]!r}')
 
 
+def dataset_phase(key: str) -> str:
+    """``train`` / ``val`` / ``test`` of a ``datasets`` key: ``test_1``, ``test1`` (BasicSR accepts both), ``val``."""
+    m = re.match(r'(train|val|test)(?:_\w+|\d+)?$', str(key))
+    return m.group(1) if m else str(key).split('_')[0]
+
+
 def _check_known_keys(file, opt: Mapping) -> None:
     """Unknown keys at the top level and in ``train`` / ``val`` / ``logger`` / ``path``, closest known key first."""
     networks = [k for k in opt if k.startswith('network_')]
@@ -291,8 +299,8 @@ def validate_options(opt: Mapping, file: str | os.PathLike, is_train: bool) -> N
 
     for phase, ds in opt['datasets'].items():
         key = f'datasets.{phase}'
-        if phase.split('_')[0] not in ('train', 'val', 'test'):
-            raise OptionError(file, key, 'dataset phase must be train, val[_N] or test[_N]')
+        if dataset_phase(phase) not in ('train', 'val', 'test'):
+            raise OptionError(file, key, 'dataset phase must be train, val[_N] or test[_N] (test1 as in BasicSR)')
         _check_type(file, key, ds, dict)
         _require(file, ds, key, 'name', str)
         _require(file, ds, key, 'type', str)
@@ -352,7 +360,13 @@ def load_options(path: str | os.PathLike, is_train: bool, root: Path | None = No
     """Load (with ``_base_``), validate and make paths root-relative; no directories are created."""
     from ssr.utils.paths import repo_root
 
+    from ssr.utils.mmsr_options import is_mmsr, translate_mmsr
+
     opt = load_yaml(path)
+    if is_mmsr(opt):
+        opt, notes = translate_mmsr(opt, path, is_train)
+        print(f'[ssr] {path}: MMSR-style option file (MANet / DCLS layout), translated: ' + '; '.join(notes),
+              file=sys.stderr)
     validate_options(opt, path, is_train)
     return resolve_paths(opt, root or repo_root())
 
@@ -447,7 +461,7 @@ def parse_options(root_path: str, is_train: bool = True, argv: list[str] | None 
                           'set num_gpu: 0 to run on the CPU')
 
     for phase, dataset in opt['datasets'].items():
-        dataset['phase'] = phase.split('_')[0]
+        dataset['phase'] = dataset_phase(phase)
         if 'scale' in opt:
             dataset['scale'] = opt['scale']
     opt['path'].setdefault('resume_state', None)

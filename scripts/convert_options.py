@@ -1,0 +1,61 @@
+"""Translate an MMSR-style option file (MANet, DCLS) into an ssr / BasicSR one (``ssr.utils.mmsr_options``).
+
+``ssr/test.py -opt`` already runs MMSR files as they are (translating them at load); this writes the translation
+for users who want to keep and edit it. Every mapped key is listed on stderr.
+
+Example:
+    python scripts/convert_options.py MANet/codes/options/test/test_stage3.yml options/test_manet_mine.yml
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    p.add_argument('input', help='MMSR-style test option file (network_G.which_model_G, path.pretrain_model_G, ...)')
+    p.add_argument('output', help='ssr option file to write')
+    p.add_argument('--overwrite', action='store_true', help='replace an existing output')
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    import yaml
+
+    from ssr.utils.mmsr_options import is_mmsr, translate_mmsr
+    from ssr.utils.options import load_yaml
+
+    out = Path(args.output)
+    if out.exists() and not args.overwrite:
+        print(f'error: {out} exists; pass --overwrite to replace it', file=sys.stderr)
+        return 1
+    try:
+        opt = load_yaml(args.input)
+        if not is_mmsr(opt):
+            raise ValueError(f'{args.input}: not an MMSR-style file (no network_G.which_model_G, gpu_ids or '
+                             'path.pretrain_model_G); ssr runs it as it is')
+        translated, notes = translate_mmsr(opt, args.input, is_train=False)
+    except (OSError, ValueError) as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 2
+    for note in notes:
+        print(f'[convert_options] {note}', file=sys.stderr)
+    plain = yaml.safe_dump(_plain(translated), sort_keys=False)
+    tmp = out.with_name(f'.{out.name}.tmp')
+    tmp.write_text(f'# translated from {args.input} by scripts/convert_options.py\n{plain}')
+    os.replace(tmp, out)
+    return 0
+
+
+def _plain(value):
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

@@ -1,0 +1,223 @@
+"""MMSR-style option files (MANet, DCLS, IKC) translated to BasicSR / ssr options, so they run as they are.
+
+MANet and DCLS ship option files in the older MMSR layout: ``network_G: {which_model_G: ...}``,
+``path.pretrain_model_G``, ``gpu_ids``, ``datasets.test1`` with ``mode: LQGT``, ``dataroot_GT`` / ``dataroot_LQ``, and
+the network's ``scale`` / ``kernel_size`` / ``code_length`` / ``pca_path`` at the top level. :func:`translate_mmsr`
+maps such a test file onto the equivalent ssr file (``model_type: BlindSRModel`` with ``MANetBlindSR`` /
+``DCLSNet``, ``PairedImageDataset`` / ``SingleImageDataset``, Y-channel PSNR / SSIM), returning the notes of every
+key it mapped; :func:`ssr.utils.options.load_options` applies it, so ``ssr/test.py -opt`` takes the official files,
+and ``scripts/convert_options.py`` writes the translation.
+
+============================================  =========================================================================
+MMSR key                                      ssr / BasicSR key
+============================================  =========================================================================
+``gpu_ids: ~`` / ``[]`` / ``[0, 1]``          ``num_gpu: 0`` / ``0`` / ``2``
+``model`` (``blind``, ``sr``)                 ``model_type: BlindSRModel``
+``network_G.which_model_G: MANet_s3``         ``network_g.type: MANetBlindSR`` (``in_nc``, ``out_nc``, ``nf``, ``nb``,
+                                              ``gc``, ``manet_nf``, ``manet_nb``, ``split``; top-level ``scale``,
+                                              ``kernel_size``, ``code_length``, ``pca_path``)
+``network_G.which_model_G: DCLS``             ``network_g.type: DCLSNet`` (``setting``'s ``nf``, ``nb``, ``ng``,
+                                              ``in_nc``, ``reduction``, ``input_para``, ``kernel_size``; ``upscale`` =
+                                              ``scale``)
+``path.pretrain_model_G``, ``strict_load``    ``path.pretrain_network_g`` (``param_key_g: ~``, a raw state_dict),
+                                              ``path.strict_load_g``
+``datasets.testN.mode: LQGT`` / ``GTLQ``      ``PairedImageDataset`` (``dataroot_gt`` / ``dataroot_lq``; ``.lmdb``
+                                              roots read with the LMDB backend)
+``datasets.testN.mode: LQ``                   ``SingleImageDataset`` (``dataroot_lq``)
+``suffix``, ``crop_border``                   ``val.suffix``; ``crop_border`` of the PSNR / SSIM metrics (default: scale)
+============================================  =========================================================================
+
+Keys that describe MMSR's on-the-fly LR synthesis for ``mode: GT`` (``sig``, ``sig1``, ``sig2``, ``theta``,
+``rate_iso``, ``noise``, ``jpeg``, ``sig_min`` / ``sig_max``, DCLS's ``degradation`` block, ``pca_matrix_path``) and
+MMSR bookkeeping (``distortion``, ``is_train``, ``cal_lr_psnr``, ``use_tb_logger``, ``path.results_root`` /
+``root`` / ``log``, ``data_type``, ``color``) are noted as not used. Every other key is an :class:`OptionError`
+naming it. Not translated yet (an error that says so): ``mode: GT`` (write the LR set with
+``scripts/generate_sv_testset.py`` and use ``mode: LQGT``) and MMSR training files.
+"""
+from __future__ import annotations
+
+import os
+import re
+from collections import OrderedDict
+from collections.abc import Mapping
+
+__all__ = ['is_mmsr', 'translate_mmsr']
+
+MANET_MODELS = ('MANet_s3', 'MANet')
+DCLS_MODELS = ('DCLS',)
+MANET_NET_KEYS = ('in_nc', 'out_nc', 'nf', 'nb', 'gc', 'manet_nf', 'manet_nb', 'split')
+MANET_TOP_KEYS = ('kernel_size', 'code_length', 'pca_path')
+DCLS_SETTING_KEYS = ('nf', 'nb', 'ng', 'in_nc', 'reduction', 'input_para', 'kernel_size')
+SYNTHESIS_KEYS = ('sig', 'sig1', 'sig2', 'theta', 'rate_iso', 'test_noise', 'noise', 'test_jpeg', 'jpeg', 'sig_min',
+                  'sig_max', 'train_noise', 'noise_high', 'train_jpeg', 'jpeg_low', 'degradation', 'pca_matrix_path')
+UNUSED_TOP = ('distortion', 'is_train', 'cal_lr_psnr', 'use_tb_logger')
+UNUSED_PATH = ('results_root', 'root', 'log')
+UNUSED_DATASET = ('data_type', 'color', 'n_workers', 'batch_size', 'use_shuffle', 'phase')
+
+
+def is_mmsr(opt: Mapping) -> bool:
+    """An MMSR-layout file: ``network_G`` with ``which_model_G``, or ``path.pretrain_model_G``, or ``gpu_ids``."""
+    net = opt.get('network_G')
+    return (isinstance(net, Mapping) and 'which_model_G' in net) or 'gpu_ids' in opt or (
+        isinstance(opt.get('path'), Mapping) and 'pretrain_model_G' in opt['path'])
+
+
+def _error(file, key: str, message: str):
+    from ssr.utils.options import OptionError
+
+    return OptionError(file, key, message)
+
+
+def _network(opt: Mapping, file, notes: list[str]) -> dict:
+    net = opt.get('network_G')
+    if not isinstance(net, Mapping) or 'which_model_G' not in net:
+        raise _error(file, 'network_G.which_model_G', 'an MMSR file needs network_G.which_model_G')
+    which = net['which_model_G']
+    scale = opt.get('scale', 4)
+    if which in MANET_MODELS:
+        out = {'type': 'MANetBlindSR'}
+        for key, value in net.items():
+            if key == 'which_model_G':
+                continue
+            if key not in MANET_NET_KEYS + MANET_TOP_KEYS + ('scale',):
+                raise _error(file, f'network_G.{key}', f'has no meaning for MANetBlindSR; it takes '
+                             f'{", ".join(MANET_NET_KEYS + MANET_TOP_KEYS)}')
+            out[key] = value
+        for key in MANET_TOP_KEYS:
+            if key in opt and key not in out:
+                out[key] = opt[key]
+                notes.append(f'{key} -> network_g.{key}')
+        out['scale'] = net.get('scale', scale)
+        out['kernel_layout'] = 'ssr'
+        notes.append(f'network_G ({which}) -> network_g (MANetBlindSR, kernel_layout: ssr)')
+        return out
+    if which in DCLS_MODELS:
+        setting = dict(net.get('setting') or {})
+        extra = [k for k in net if k not in ('which_model_G', 'setting')]
+        if extra:
+            raise _error(file, f'network_G.{extra[0]}', 'DCLS files keep the network options under network_G.setting')
+        out = {'type': 'DCLSNet'}
+        for key, value in setting.items():
+            if key == 'pca_matrix_path':
+                notes.append('network_G.setting.pca_matrix_path: not used (DCLSNet needs no PCA at test time)')
+                continue
+            if key == 'upscale':
+                out['upscale'] = value
+                continue
+            if key not in DCLS_SETTING_KEYS:
+                raise _error(file, f'network_G.setting.{key}', f'has no meaning for DCLSNet; it takes '
+                             f'{", ".join(DCLS_SETTING_KEYS)}')
+            out[key] = value
+        if 'kernel_size' not in out and 'kernel_size' in opt:
+            out['kernel_size'] = opt['kernel_size']
+        out.setdefault('upscale', scale)
+        notes.append(f'network_G ({which}) -> network_g (DCLSNet)')
+        return out
+    raise _error(file, 'network_G.which_model_G', f'{which!r} is not translated; ssr runs '
+                 f'{", ".join(MANET_MODELS + DCLS_MODELS)} from MMSR files (write an ssr file for others)')
+
+
+def _dataset(phase: str, ds: Mapping, file, notes: list[str]) -> tuple[str, dict]:
+    mode = ds.get('mode')
+    key = f'datasets.{phase}'
+    if mode == 'GT':
+        raise _error(file, f'{key}.mode', 'GT (LR synthesised on the fly from the kernel settings) is not translated '
+                     'yet; write the LR set with scripts/generate_sv_testset.py -i <dataroot_GT> -o <set> and use '
+                     'mode: LQGT with dataroot_GT: <set>/HR, dataroot_LQ: <set>/LR')
+    if mode not in ('LQGT', 'GTLQ', 'LQ'):
+        raise _error(file, f'{key}.mode', f'expected LQGT, GTLQ, LQ or GT, got {mode!r}')
+    out: dict = {'name': ds.get('name', phase)}
+    roots = {'dataroot_GT': 'dataroot_gt', 'dataroot_LQ': 'dataroot_lq'}
+    for k, value in ds.items():
+        if k in ('mode', 'name'):
+            continue
+        if k in roots:
+            if value is not None:
+                out[roots[k]] = value
+            continue
+        if k in UNUSED_DATASET:
+            notes.append(f'{key}.{k}: not used')
+            continue
+        raise _error(file, f'{key}.{k}', 'has no meaning in ssr for a test set (known: name, mode, dataroot_GT, '
+                     f'dataroot_LQ, {", ".join(UNUSED_DATASET)})')
+    needed = ('dataroot_lq',) if mode == 'LQ' else ('dataroot_gt', 'dataroot_lq')
+    for k in needed:
+        if k not in out:
+            mmsr = 'dataroot_LQ' if k == 'dataroot_lq' else 'dataroot_GT'
+            raise _error(file, f'{key}.{mmsr}', f'mode {mode} needs {mmsr}')
+    lmdb = [str(out[k]).rstrip('/').endswith('.lmdb') for k in needed]
+    if any(lmdb) and not all(lmdb):
+        raise _error(file, key, 'dataroot_GT and dataroot_LQ must both be LMDB or both folders')
+    out['io_backend'] = {'type': 'lmdb' if all(lmdb) else 'disk'}
+    out['type'] = 'SingleImageDataset' if mode == 'LQ' else 'PairedImageDataset'
+    numbered = re.fullmatch(r'(test|val)(\d+)', phase)
+    name = f'{numbered[1]}_{numbered[2]}' if numbered else phase
+    notes.append(f'{key} (mode {mode}) -> datasets.{name} ({out["type"]}, {out["io_backend"]["type"]})')
+    return name, out
+
+
+def translate_mmsr(opt: Mapping, file: str | os.PathLike, is_train: bool) -> tuple[OrderedDict, list[str]]:
+    """The ssr option tree of an MMSR test file and one note per mapped / unused key.
+
+    Raises:
+        OptionError: a key with no meaning in ssr (named), a network or dataset mode not translated, or a training
+            file.
+    """
+    if is_train:
+        raise _error(file, 'network_G', 'MMSR-style training files are not translated yet; write an ssr training '
+                     'file (options/train_*.yml) or run scripts/convert_options.py on the test file')
+    notes: list[str] = []
+    out: OrderedDict = OrderedDict()
+    out['name'] = opt.get('name') or os.path.splitext(os.path.basename(str(file)))[0]
+    out['model_type'] = 'BlindSRModel'
+    if 'model' in opt:
+        notes.append(f'model: {opt["model"]} -> model_type: BlindSRModel')
+    gpus = opt.get('gpu_ids')
+    out['num_gpu'] = len(gpus) if isinstance(gpus, (list, tuple)) else 0
+    notes.append(f'gpu_ids: {gpus!r} -> num_gpu: {out["num_gpu"]}')
+    out['scale'] = int(opt.get('scale', 4))
+    if 'manual_seed' in opt:
+        out['manual_seed'] = opt['manual_seed']
+    out['network_g'] = _network(opt, file, notes)
+    crop = opt.get('crop_border')
+    crop = out['scale'] if crop is None else crop
+    datasets: OrderedDict = OrderedDict()
+    for phase, ds in (opt.get('datasets') or {}).items():
+        if not str(phase).startswith(('test', 'val')):
+            raise _error(file, f'datasets.{phase}', 'a test file holds test / val sets only')
+        name, translated = _dataset(str(phase), ds, file, notes)
+        datasets[name] = translated
+    if not datasets:
+        raise _error(file, 'datasets', 'no test set (datasets.test1: {mode: LQGT, dataroot_GT, dataroot_LQ})')
+    out['datasets'] = datasets
+    path = dict(opt.get('path') or {})
+    out['path'] = OrderedDict()
+    for key, value in path.items():
+        if key == 'pretrain_model_G':
+            out['path']['pretrain_network_g'] = value
+            out['path']['param_key_g'] = None  # the official releases are raw state_dicts
+            notes.append('path.pretrain_model_G -> path.pretrain_network_g (param_key_g: ~)')
+        elif key == 'strict_load':
+            out['path']['strict_load_g'] = bool(value)
+            notes.append('path.strict_load -> path.strict_load_g')
+        elif key in UNUSED_PATH:
+            notes.append(f'path.{key}: not used (results land in results/<name>/)')
+        else:
+            raise _error(file, f'path.{key}', 'has no meaning in ssr (known: pretrain_model_G, strict_load, '
+                         f'{", ".join(UNUSED_PATH)})')
+    metric = {'crop_border': crop, 'test_y_channel': True}
+    out['val'] = {'save_img': True, 'suffix': opt.get('suffix'),
+                  'metrics': {'psnr': dict(type='calculate_psnr', **metric),
+                              'ssim': dict(type='calculate_ssim', **metric)}}
+    known = {'name', 'model', 'gpu_ids', 'scale', 'manual_seed', 'network_G', 'datasets', 'path', 'crop_border',
+             'suffix'} | set(MANET_TOP_KEYS)
+    for key in opt:
+        if key in known:
+            continue
+        if key in SYNTHESIS_KEYS:
+            notes.append(f'{key}: not used (LR synthesis of mode: GT)')
+        elif key in UNUSED_TOP:
+            notes.append(f'{key}: not used')
+        else:
+            raise _error(file, key, 'has no meaning in ssr for an MMSR test file; remove it or write an ssr file')
+    return out, notes

@@ -1,0 +1,117 @@
+"""MMSR-style option files (MANet / DCLS layout, fixtures written here mirroring their key structure) are translated
+at load, every key accounted for; ``ssr/test.py`` runs them as they are; ``scripts/convert_options.py`` writes the
+translation."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import yaml
+
+from ssr.utils.mmsr_options import is_mmsr, translate_mmsr
+from ssr.utils.options import OptionError, load_options
+from tests.conftest import load_script, run_entry, write_options
+
+MANET = {  # the layout of MANet's options/test/test_stage3.yml, tiny widths
+    'name': 'manet_mmsr', 'suffix': None, 'model': 'blind', 'distortion': 'sr', 'scale': 4, 'crop_border': None,
+    'gpu_ids': None, 'kernel_size': 11, 'code_length': 6, 'sig': 1.6, 'sig1': 6, 'sig2': 1, 'theta': 0,
+    'rate_iso': 0, 'test_noise': False, 'noise': 15, 'test_jpeg': False, 'jpeg': 70, 'cal_lr_psnr': False,
+    'datasets': {'test1': {'name': 'tiny', 'mode': 'LQGT', 'dataroot_GT': 'HR', 'dataroot_LQ': 'LR'}},
+    'network_G': {'which_model_G': 'MANet_s3', 'in_nc': 3, 'out_nc': 3, 'nf': 8, 'nb': 1, 'gc': 4, 'manet_nf': 8,
+                  'manet_nb': 1, 'split': 2},
+    'path': {'strict_load': True, 'pretrain_model_G': 'manet.pth'},
+}
+DCLS = {  # the layout of DCLS's options/test/test_setting1_x4.yml, tiny widths
+    'name': 'dcls_mmsr', 'suffix': None, 'model': 'blind', 'distortion': 'sr', 'scale': 4, 'crop_border': None,
+    'gpu_ids': [0], 'pca_matrix_path': 'pca_matrix.pth',
+    'degradation': {'random_kernel': True, 'ksize': 21, 'code_length': 10, 'sig_min': 0.2, 'sig_max': 4.0,
+                    'rate_iso': 1.0, 'random_disturb': False},
+    'datasets': {'test1': {'name': 'Set5', 'mode': 'LQGT', 'dataroot_GT': 'x4HR.lmdb', 'dataroot_LQ': 'x4LR.lmdb'},
+                 'test2': {'name': 'lq_only', 'mode': 'LQ', 'dataroot_LQ': 'lr'}},
+    'network_G': {'which_model_G': 'DCLS', 'setting': {'nf': 8, 'nb': 1, 'ng': 1, 'input_para': 16,
+                                                       'kernel_size': 11}},
+    'path': {'pretrain_model_G': 'dcls.pth', 'strict_load': True},
+}
+
+
+def test_manet_translation():
+    assert is_mmsr(MANET) and not is_mmsr({'network_g': {'type': 'NBSR'}})
+    opt, notes = translate_mmsr(MANET, 'm.yml', is_train=False)
+    assert opt['model_type'] == 'BlindSRModel' and opt['num_gpu'] == 0 and opt['scale'] == 4
+    assert opt['network_g'] == {'type': 'MANetBlindSR', 'in_nc': 3, 'out_nc': 3, 'nf': 8, 'nb': 1, 'gc': 4,
+                                'manet_nf': 8, 'manet_nb': 1, 'split': 2, 'kernel_size': 11, 'code_length': 6,
+                                'scale': 4, 'kernel_layout': 'ssr'}
+    assert opt['datasets'] == {'test_1': {'name': 'tiny', 'dataroot_gt': 'HR', 'dataroot_lq': 'LR',
+                                          'io_backend': {'type': 'disk'}, 'type': 'PairedImageDataset'}}
+    assert opt['path'] == {'strict_load_g': True, 'pretrain_network_g': 'manet.pth', 'param_key_g': None}
+    assert opt['val']['metrics']['psnr'] == {'type': 'calculate_psnr', 'crop_border': 4, 'test_y_channel': True}
+    # every MMSR key is accounted for in a note or in the translation
+    assert 'gpu_ids: None -> num_gpu: 0' in notes and 'sig1: not used (LR synthesis of mode: GT)' in notes
+    assert 'distortion: not used' in notes
+
+
+def test_dcls_translation():
+    opt, notes = translate_mmsr(DCLS, 'd.yml', is_train=False)
+    assert opt['num_gpu'] == 1
+    assert opt['network_g'] == {'type': 'DCLSNet', 'nf': 8, 'nb': 1, 'ng': 1, 'input_para': 16, 'kernel_size': 11,
+                                'upscale': 4}
+    assert opt['datasets']['test_1']['io_backend'] == {'type': 'lmdb'}
+    assert opt['datasets']['test_2'] == {'name': 'lq_only', 'dataroot_lq': 'lr', 'io_backend': {'type': 'disk'},
+                                         'type': 'SingleImageDataset'}
+    assert 'degradation: not used (LR synthesis of mode: GT)' in notes
+
+
+@pytest.mark.parametrize('edit, key, message', [
+    (lambda o: o.update(made_up=1), 'made_up', 'has no meaning in ssr'),
+    (lambda o: o['network_G'].update(nff=8), 'network_G.nff', 'has no meaning for MANetBlindSR'),
+    (lambda o: o['network_G'].update(which_model_G='IKC_SFTMD'), 'network_G.which_model_G', 'is not translated'),
+    (lambda o: o['datasets']['test1'].update(mode='GT'), 'datasets.test1.mode', 'generate_sv_testset.py'),
+    (lambda o: o['datasets']['test1'].update(GT_size=96), 'datasets.test1.GT_size', 'has no meaning'),
+    (lambda o: o['path'].update(pretrain_model_K='k.pth'), 'path.pretrain_model_K', 'has no meaning'),
+])
+def test_keys_without_meaning_are_errors_naming_them(edit, key, message):
+    opt = copy.deepcopy(MANET)
+    edit(opt)
+    with pytest.raises(OptionError, match=message) as info:
+        translate_mmsr(opt, 'm.yml', is_train=False)
+    assert info.value.key == key
+
+
+def test_training_files_are_refused_with_a_reason():
+    with pytest.raises(OptionError, match='training files are not translated yet'):
+        translate_mmsr(MANET, 'm.yml', is_train=True)
+
+
+def test_load_options_translates_and_says_so(tmp_path, capsys):
+    opt = load_options(write_options(tmp_path / 'm.yml', MANET), is_train=False, root=tmp_path)
+    assert opt['network_g']['type'] == 'MANetBlindSR' and opt['path']['pretrain_network_g'] == str(
+        tmp_path / 'manet.pth')
+    assert 'MMSR-style option file' in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_test_py_runs_the_mmsr_file_as_it_is(tmp_path, paired_folder):
+    from ssr.archs.manet_arch import MANetBlindSR
+
+    torch.manual_seed(0)
+    net = MANetBlindSR(nf=8, nb=1, gc=4, kernel_size=11, code_length=6, manet_nf=8)
+    torch.save(net.state_dict(), tmp_path / 'manet.pth')  # a raw state_dict, as the official releases
+    opt = copy.deepcopy(MANET)
+    opt['datasets']['test1'].update(dataroot_GT=str(paired_folder / 'hr'), dataroot_LQ=str(paired_folder / 'lr'))
+    opt['path']['pretrain_model_G'] = str(tmp_path / 'manet.pth')
+    proc = run_entry('test.py', ['-opt', str(write_options(tmp_path / 'test_stage3.yml', opt))], root=tmp_path)
+    log = proc.stdout + proc.stderr
+    assert 'MMSR-style option file' in log and '# psnr:' in log
+    assert len(list((tmp_path / 'results' / 'manet_mmsr' / 'visualization' / 'tiny').glob('*.png'))) == 4
+
+
+def test_convert_options_writes_the_translation(tmp_path):
+    convert = load_script('convert_options')
+    src = write_options(tmp_path / 'd.yml', DCLS)
+    assert convert.main([str(src), str(tmp_path / 'out.yml')]) == 0
+    written = yaml.safe_load((tmp_path / 'out.yml').read_text())
+    assert written['network_g']['type'] == 'DCLSNet' and written['datasets']['test_2']['type'] == 'SingleImageDataset'
+    assert convert.main([str(src), str(tmp_path / 'out.yml')]) == 1  # refuses to overwrite
+    plain = write_options(tmp_path / 'plain.yml', {'name': 'x', 'network_g': {'type': 'NBSR'}})
+    assert convert.main([str(plain), str(tmp_path / 'p.yml')]) == 2 and not (tmp_path / 'p.yml').exists()
