@@ -45,6 +45,24 @@ def paired_folder(tmp_path_factory) -> Path:
     return root
 
 
+def tiny_blind_weights(folder: Path, twin: Path | None = None) -> dict[str, str]:
+    """Seeded random weights for ``network_e`` / ``network_g`` of a tiny blind twin (default
+    ``tests/data/test_blind_x4.yml``), saved under ``folder``; returns the ``path.pretrain_*`` entries."""
+    from basicsr.utils.registry import ARCH_REGISTRY
+
+    from ssr.utils.checkpoint import atomic_torch_save
+    from ssr.utils.options import load_yaml
+
+    opt = load_yaml(twin or REPO / 'tests/data/test_blind_x4.yml')
+    paths = {}
+    for key in ('network_e', 'network_g'):
+        torch.manual_seed(0)
+        net = ARCH_REGISTRY.get(opt[key]['type'])(**{k: v for k, v in opt[key].items() if k != 'type'})
+        atomic_torch_save({'params': net.state_dict()}, folder / f'{key}.pth')
+        paths[f'pretrain_{key}'] = str(folder / f'{key}.pth')
+    return paths
+
+
 def write_options(path: Path, opt: dict) -> Path:
     path.write_text(yaml.safe_dump(opt, sort_keys=False), encoding='utf-8')
     return path

@@ -7,33 +7,21 @@ import csv
 import cv2
 import numpy as np
 import pytest
-import torch
 
-from tests.conftest import PHOTOS, REPO, load_script, photo, write_options
+from tests.conftest import PHOTOS, REPO, load_script, photo, tiny_blind_weights, write_options
 
 study = load_script('deviation_study')
 
 
 @pytest.fixture(scope='module')
 def blind_file(tmp_path_factory):
-    from basicsr.utils.registry import ARCH_REGISTRY
-
-    from ssr.utils.checkpoint import atomic_torch_save
-    from ssr.utils.options import load_yaml
-
     root = tmp_path_factory.mktemp('deviation')
     (root / 'hr').mkdir()
     for name in PHOTOS[:2]:
         cv2.imwrite(str(root / 'hr' / f'{name}.png'), photo(name, 48))
     assert load_script('generate_sv_testset').main(['-i', str(root / 'hr'), '-o', str(root / 'layered'), '--mode',
                                                     'layered_depth', '--kernel-size', '11', '--quiet']) == 0
-    twin = load_yaml(REPO / 'tests/data/test_blind_x4.yml')
-    paths = {}
-    for key in ('network_e', 'network_g'):
-        torch.manual_seed(0)
-        net = ARCH_REGISTRY.get(twin[key]['type'])(**{k: v for k, v in twin[key].items() if k != 'type'})
-        atomic_torch_save({'params': net.state_dict()}, root / f'{key}.pth')
-        paths[f'pretrain_{key}'] = str(root / f'{key}.pth')
+    paths = tiny_blind_weights(root)
     return write_options(root / 'blind.yml', {
         '_base_': str(REPO / 'tests/data/test_blind_x4.yml'), 'svkr': {'iterations': 0, 'depth': 'file'},
         'datasets': {'test_1': {'dataroot': str(root / 'layered')}}, 'path': paths})

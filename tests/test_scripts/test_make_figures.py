@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from ssr.utils.visualize import kernel_variance_map
-from tests.conftest import PHOTOS, REPO, load_script, photo, write_options
+from tests.conftest import PHOTOS, REPO, load_script, photo, tiny_blind_weights, write_options
 
 figures = load_script('make_figures')
 BAR = 18  # caption bar height of ssr.utils.visualize.label
@@ -51,18 +51,7 @@ def test_crops(testset, tmp_path):
 
 
 def test_svkr_strip(testset, tmp_path):
-    from basicsr.utils.registry import ARCH_REGISTRY
-
-    from ssr.utils.checkpoint import atomic_torch_save
-    from ssr.utils.options import load_yaml
-
-    twin = load_yaml(REPO / 'tests/data/test_blind_x4.yml')
-    paths = {}
-    for key in ('network_e', 'network_g'):
-        torch.manual_seed(0)
-        net = ARCH_REGISTRY.get(twin[key]['type'])(**{k: v for k, v in twin[key].items() if k != 'type'})
-        atomic_torch_save({'params': net.state_dict()}, tmp_path / f'{key}.pth')
-        paths[f'pretrain_{key}'] = str(tmp_path / f'{key}.pth')
+    paths = tiny_blind_weights(tmp_path)
     opt = write_options(tmp_path / 'o.yml', {'_base_': str(REPO / 'tests/data/test_blind_x4.yml'), 'num_gpu': 0,
                                              'svkr': {'iterations': 2}, 'path': paths})
     assert figures.main(['svkr-strip', '--opt', str(opt), '--testset', str(testset), '--name', PHOTOS[1],
