@@ -203,7 +203,9 @@ def test_a_data_parallel_replica_applies_its_own_amf():
                 layer.alpha[2].weight.zero_()
                 layer.beta[2].weight.zero_()
         assert (net(**x).sample - expected).abs().max() > 1e-2
-        torch.testing.assert_close(replica(**x).sample, expected, rtol=0, atol=0)
+        # equal up to float rounding (oneDNN may pick another kernel for the cloned tensors); reading the zeroed
+        # AMF instead would differ by > 1e-2
+        torch.testing.assert_close(replica(**x).sample, expected, rtol=0, atol=1e-5)
 
 
 def test_data_parallel_on_the_cpu_gives_the_same_output():
