@@ -24,10 +24,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest='command', required=True)
     k = sub.add_parser('kernel-heatmap', help='heatmap of per-pixel kernel variance of an .npz field')
     k.add_argument('-i', '--input', required=True, help='.npz with "kernel" (k*k, h, w)')
-    k.add_argument('--height', type=int, default=256, help='figure height in pixels (default: 256)')
+    k.add_argument('--height', type=int, default=256, help='map height in pixels, at least 96 (default: 256)')
+    k.add_argument('--vmin', type=float, default=None, help='colour-bar minimum, px^2 (default: the map minimum); '
+                   'give compared figures the same --vmin / --vmax')
+    k.add_argument('--vmax', type=float, default=None, help='colour-bar maximum, px^2 (default: the map maximum)')
     d = sub.add_parser('depth', help='colormap of a depth map')
     d.add_argument('-i', '--input', required=True, help='depth PNG (16- or 8-bit) or .npy in [0, 1]')
-    d.add_argument('--height', type=int, default=256, help='figure height in pixels (default: 256)')
+    d.add_argument('--height', type=int, default=256, help='map height in pixels, at least 96 (default: 256)')
     c = sub.add_parser('crops', help='the same crop of several images side by side')
     c.add_argument('--image', action='append', required=True, metavar='NAME=PATH', help='repeat per method, in order')
     c.add_argument('--box', type=int, nargs=4, required=True, metavar=('X', 'Y', 'W', 'H'), help='crop, pixels')
@@ -70,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     try:
         if args.command == 'kernel-heatmap':
-            fig = kernel_heatmap_figure(args.input, args.height)
+            fig = kernel_heatmap_figure(args.input, args.height, args.vmin, args.vmax)
         elif args.command == 'depth':
             fig = depth_figure(args.input, args.height)
         elif args.command == 'crops':

@@ -1,9 +1,9 @@
 """Figures made from files: a stored kernel field's variance heatmap (paper Fig. 8), a depth map, crops of several
 images, and the SVKR strip (paper Fig. 4) of a blind model run on one test image.
 
-Each function returns a uint8 BGR array (:func:`ssr.utils.visualize.write_png` writes it). The heatmap, depth and
-crops use the OpenCV primitives of :mod:`ssr.utils.visualize`; the SVKR strip, which compares panels on shared
-colour bars, is drawn with matplotlib's Agg canvas (no pyplot, no display). CLI: ``scripts/make_figures.py``.
+Each function returns a uint8 BGR array (:func:`ssr.utils.visualize.write_png` writes it). The heatmap, depth map
+and SVKR strip are drawn with matplotlib's Agg canvas (no pyplot, no display), with titles and colour bars in units
+(HR px^2 for kernel variance, relative inverse depth); the crops use OpenCV's primitives. CLI: ``scripts/make_figures.py``.
 """
 from __future__ import annotations
 
@@ -14,28 +14,35 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ssr.utils.visualize import colorize, crops_side_by_side, kernel_variance_map, label, resize_nearest
+from ssr.utils.visualize import crops_side_by_side, kernel_variance_map
 
 __all__ = ['kernel_heatmap_figure', 'depth_figure', 'crops_figure', 'svkr_strip', 'svkr_strip_figure']
 
 
-def kernel_heatmap_figure(path: str | Path, height: int) -> np.ndarray:
-    """Per-pixel kernel variance of a stored field (``.npz`` with ``kernel`` (k*k, h, w)), ``height`` px + caption."""
+def kernel_heatmap_figure(path: str | Path, height: int, vmin: float | None = None,
+                          vmax: float | None = None) -> np.ndarray:
+    """Per-pixel kernel variance of a stored field (``.npz`` with ``kernel`` (k*k, h, w)) with a colour bar in HR
+    px^2; ``vmin`` / ``vmax`` fix the scale (give the same to figures that are compared), default the map's range,
+    which the title states. ``height``: the map's height in pixels (at least 96)."""
     from ssr.data.sv_paired_dataset import load_kernel_field
 
-    var = kernel_variance_map(torch.from_numpy(load_kernel_field(str(path))))
-    width = max(1, round(height * var.shape[1] / var.shape[0]))
-    return label(resize_nearest(colorize(var, 'viridis'), height, width),
-                 f'kernel variance {float(var.min()):.2f}-{float(var.max()):.2f} px^2')
+    var = kernel_variance_map(torch.from_numpy(load_kernel_field(str(path)))).numpy()
+    lo = float(var.min()) if vmin is None else float(vmin)
+    hi = float(var.max()) if vmax is None else float(vmax)
+    title = f'{Path(path).stem}: kernel variance {float(var.min()):.2f}-{float(var.max()):.2f} px$^2$'
+    return _map_figure(var, 'viridis', lo, hi, VARIANCE_UNIT, title, height)
 
 
 def depth_figure(path: str | Path, height: int) -> np.ndarray:
-    """Colormap of a depth map (16- / 8-bit PNG or ``.npy`` in [0, 1]; near = bright), ``height`` px + caption."""
+    """A depth map (16- / 8-bit PNG or ``.npy`` in [0, 1]; near = bright) on a fixed [0, 1] colour bar; the title
+    says when the map is constant (e.g. ``depth: none``). ``height``: the map's height in pixels (at least 96)."""
     from ssr.data.image_io import decode_depth
 
     depth = decode_depth(Path(path).read_bytes(), str(path))
-    width = max(1, round(height * depth.shape[1] / depth.shape[0]))
-    return label(resize_nearest(colorize(depth, 'magma', 0, 1), height, width), 'depth (near = bright)')
+    title = f'{Path(path).stem}: depth (near = bright)'
+    if float(depth.max()) - float(depth.min()) < 1e-6:
+        title += f', constant {float(depth.mean()):.3f}'
+    return _map_figure(depth, 'magma', 0.0, 1.0, DEPTH_UNIT, title, height)
 
 
 def crops_figure(images: Mapping[str, str | Path], box: tuple[int, int, int, int], zoom: int) -> np.ndarray:
@@ -58,6 +65,29 @@ def crops_figure(images: Mapping[str, str | Path], box: tuple[int, int, int, int
 DEPTH_UNIT = 'relative inverse depth'
 VARIANCE_UNIT = 'kernel variance (HR px$^2$)'
 DPI = 100
+
+
+def _map_figure(values: np.ndarray, cmap: str, lo: float, hi: float, unit: str, title: str,
+                height: int) -> np.ndarray:
+    """One map with a titled colour bar, drawn on matplotlib's Agg canvas; (H, W, 3) uint8 BGR."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    hi = hi if hi > lo else lo + 1e-3  # a constant map still gets a valid scale
+    side = max(int(height), 96) / DPI
+    aspect = values.shape[1] / max(values.shape[0], 1)
+    fig = Figure(figsize=(side * aspect + 1.5, side + 0.5), dpi=DPI, layout='constrained')
+    ax = fig.subplots()
+    image = ax.imshow(values, cmap=cmap, vmin=lo, vmax=hi, interpolation='nearest')
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title, fontsize=8)
+    bar = fig.colorbar(image, ax=ax, shrink=0.9, pad=0.02)
+    bar.set_label(unit, fontsize=7)
+    bar.ax.tick_params(labelsize=7)
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return np.ascontiguousarray(np.asarray(canvas.buffer_rgba())[..., 2::-1])  # RGBA -> BGR
 
 
 def _map_2d(x: Tensor) -> np.ndarray:

@@ -32,13 +32,32 @@ def read(path):
 
 def test_kernel_heatmap_and_depth(testset, tmp_path):
     name = PHOTOS[0]
-    assert figures.main(['kernel-heatmap', '-i', str(testset / 'kernel' / f'{name}.npz'), '--height', '60',
-                         '-o', str(tmp_path / 'k.png')]) == 0
-    assert read(tmp_path / 'k.png').shape == (60 + BAR, 60, 3)
-    assert figures.main(['depth', '-i', str(testset / 'depth' / f'{name}.png'), '--height', '48',
+    field = testset / 'kernel' / f'{name}.npz'
+    assert figures.main(['kernel-heatmap', '-i', str(field), '--height', '100', '-o', str(tmp_path / 'k.png')]) == 0
+    k = read(tmp_path / 'k.png')
+    assert 100 <= k.shape[0] <= 200 and k.shape[1] > k.shape[0]  # map, title and colour bar
+    # a fixed scale (--vmin / --vmax) changes the colours, not the layout
+    assert figures.main(['kernel-heatmap', '-i', str(field), '--height', '100', '--vmin', '0', '--vmax', '50',
+                         '-o', str(tmp_path / 'k2.png')]) == 0
+    k2 = read(tmp_path / 'k2.png')
+    assert k2.shape == k.shape and not np.array_equal(k2, k)
+    assert figures.main(['depth', '-i', str(testset / 'depth' / f'{name}.png'), '--height', '100',
                          '-o', str(tmp_path / 'd.png')]) == 0
-    assert read(tmp_path / 'd.png').shape == (48 + BAR, 48, 3)
+    assert 100 <= read(tmp_path / 'd.png').shape[0] <= 200
     assert figures.main(['depth', '-i', str(testset / 'depth' / f'{name}.png'), '-o', str(tmp_path / 'd.png')]) == 1
+
+
+def test_constant_depth_is_said_in_the_title(tmp_path):
+    from ssr.tools.figures import depth_figure
+
+    flat = np.full((20, 20), 0.5, dtype=np.float32)
+    np.save(tmp_path / 'flat.npy', flat)
+    ramp = np.tile(np.linspace(0, 1, 20, dtype=np.float32), (20, 1))
+    np.save(tmp_path / 'ramp.npy', ramp)
+    a, b = depth_figure(tmp_path / 'flat.npy', 96), depth_figure(tmp_path / 'ramp.npy', 96)
+    # same layout; the constant map's longer title (", constant 0.500") draws more dark pixels in the title band
+    assert a.shape == b.shape
+    assert (a[:15] < 128).sum() > (b[:15] < 128).sum()
 
 
 def test_crops(testset, tmp_path):
