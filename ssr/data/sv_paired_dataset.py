@@ -33,6 +33,22 @@ def load_kernel_field(path: str) -> np.ndarray:
 
 
 @DATASET_REGISTRY.register()
+def _template(label: str, key: str, tmpl) -> tuple[str, str]:
+    """``(prefix, suffix)`` of a ``'{}'`` file-name template."""
+    if not isinstance(tmpl, str) or tmpl.count('{}') != 1:
+        raise ValueError(f"{label}: {key} must hold '{{}}' exactly once (e.g. '{{}}_x4'), got {tmpl!r}")
+    prefix, suffix = tmpl.split('{}')
+    return prefix, suffix
+
+
+def _key_of(stem: str, tmpl: tuple[str, str]) -> str | None:
+    """The key a stem encodes under a ``(prefix, suffix)`` template, or ``None`` when it does not match."""
+    prefix, suffix = tmpl
+    if not (stem.startswith(prefix) and stem.endswith(suffix)) or len(stem) < len(prefix) + len(suffix):
+        return None
+    return stem[len(prefix):len(stem) - len(suffix)]
+
+
 class SVPairedDataset(data.Dataset):
     """Fixed test pairs, e.g. a set written by ``scripts/generate_sv_testset.py`` or an MMSR LMDB test set.
 
@@ -46,6 +62,10 @@ class SVPairedDataset(data.Dataset):
         dataroot_base (str, optional): ``<name>.png`` SR estimates at HR size (e.g. the blind path's I^T, the base
             of SSR's residual formulation, ``diffusion.formulation: residual``); defaults to ``<dataroot>/base``.
         io_backend (dict, optional): ``{type: disk | lmdb | mmsr_lmdb}`` for LR / HR; guessed when absent.
+        filename_tmpl (str, optional): LR file stem as a template of the pair's key, BasicSR's option
+            (default ``'{}'``); e.g. DRealSR's ``'{}_x4'``.
+        gt_filename_tmpl (str, optional): the same for the HR stems (default ``'{}'``; DRealSR: ``'{}_x1'``). Kernel
+            and depth files are named by the key.
         scale (int): s.
 
     Returns (per sample):
@@ -72,7 +92,13 @@ class SVPairedDataset(data.Dataset):
         self.lq = ImageSource(roots['dataroot_lq'], backend_of(roots['dataroot_lq'], opt.get('io_backend')),
                               option='dataroot_lq')
         self.gt = None
-        names = [self.lq.name(i) for i in range(len(self.lq))]
+        self._tmpl = {key: _template(label, key, opt.get(key, '{}')) for key in ('filename_tmpl', 'gt_filename_tmpl')}
+        lq_names = [self.lq.name(i) for i in range(len(self.lq))]
+        names = [_key_of(n, self._tmpl['filename_tmpl']) for n in lq_names]
+        skipped = [n for n, k in zip(lq_names, names) if k is None]
+        if skipped:
+            raise ValueError(f'{label}: LR stems {skipped[:5]} do not match filename_tmpl '
+                             f'{opt.get("filename_tmpl")!r}; fix the template or the file names')
         if roots['dataroot_gt']:
             self.gt = ImageSource(roots['dataroot_gt'], backend_of(roots['dataroot_gt'], opt.get('io_backend')),
                                   option='dataroot_gt')
@@ -91,9 +117,9 @@ class SVPairedDataset(data.Dataset):
                     raise ValueError(f'{label}: {key} {root!r} lacks {missing[:5]} ({len(missing)} of {len(names)})')
         self.names = names
 
-    @staticmethod
-    def _pair(label: str, key: str, names: list[str], source: ImageSource) -> list[int]:
-        index = {source.name(i): i for i in range(len(source))}
+    def _pair(self, label: str, key: str, names: list[str], source: ImageSource) -> list[int]:
+        tmpl = self._tmpl['gt_filename_tmpl'] if key == 'dataroot_gt' else ('', '')
+        index = {k: i for i in range(len(source)) if (k := _key_of(source.name(i), tmpl)) is not None}
         missing = [n for n in names if n not in index]
         if missing:
             raise ValueError(f'{label}: {key} {source.root!r} has no image for LR {missing[:5]}')

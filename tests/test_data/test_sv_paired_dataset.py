@@ -94,3 +94,25 @@ def test_base_folder_gives_the_sr_estimate(testset, tmp_path):
     (root / 'base' / 'coffee.png').unlink()
     with pytest.raises(ValueError, match='dataroot_base.*coffee'):
         SVPairedDataset({'name': 't', 'dataroot': str(root), 'scale': 4})
+
+
+def test_filename_templates_pair_drealsr_style_names(testset, tmp_path):
+    lq, gt = tmp_path / 'LR', tmp_path / 'HR'
+    lq.mkdir()
+    gt.mkdir()
+    for name in ('astronaut', 'coffee'):
+        shutil.copy(testset / 'LR' / f'{name}.png', lq / f'{name}_x4.png')
+        shutil.copy(testset / 'HR' / f'{name}.png', gt / f'{name}_x1.png')
+    opt = {'name': 't', 'dataroot_lq': str(lq), 'dataroot_gt': str(gt), 'scale': 4,
+           'dataroot_depth': str(testset / 'depth'), 'filename_tmpl': '{}_x4', 'gt_filename_tmpl': '{}_x1'}
+    ds = SVPairedDataset(opt)
+    plain = SVPairedDataset({'name': 't', 'dataroot': str(testset), 'scale': 4})
+    for i in range(2):
+        for key in ('lq', 'gt', 'depth'):
+            torch.testing.assert_close(ds[i][key], plain[i][key])  # depth found by the key, not the LR stem
+    with pytest.raises(ValueError, match="has no image for LR"):
+        SVPairedDataset(dict(opt, gt_filename_tmpl='{}'))
+    with pytest.raises(ValueError, match="do not match filename_tmpl"):
+        SVPairedDataset(dict(opt, filename_tmpl='{}_x2'))
+    with pytest.raises(ValueError, match="exactly once"):
+        SVPairedDataset(dict(opt, filename_tmpl='x4'))
