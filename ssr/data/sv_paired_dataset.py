@@ -32,7 +32,6 @@ def load_kernel_field(path: str) -> np.ndarray:
     return field / np.clip(field.sum(0, keepdims=True), 1e-12, None)  # undo float16 rounding of the sum
 
 
-@DATASET_REGISTRY.register()
 def _template(label: str, key: str, tmpl) -> tuple[str, str]:
     """``(prefix, suffix)`` of a ``'{}'`` file-name template."""
     if not isinstance(tmpl, str) or tmpl.count('{}') != 1:
@@ -49,6 +48,7 @@ def _key_of(stem: str, tmpl: tuple[str, str]) -> str | None:
     return stem[len(prefix):len(stem) - len(suffix)]
 
 
+@DATASET_REGISTRY.register()
 class SVPairedDataset(data.Dataset):
     """Fixed test pairs, e.g. a set written by ``scripts/generate_sv_testset.py`` or an MMSR LMDB test set.
 
