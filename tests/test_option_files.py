@@ -35,3 +35,13 @@ def test_option_file_has_a_tiny_twin(path, tmp_path):
     assert twin.is_file(), f'{path.relative_to(OPTIONS)} has no tiny twin under tests/data/'
     assert load_yaml(twin)['model_type'] == load_yaml(path)['model_type']
     load_options(twin, is_train=_is_train(path), root=tmp_path)
+
+
+# measurement recipes composed of twinned files (the depth study, Table 1 on a GPU): they load and validate
+DERIVED = sorted(p for folder in ('depth_study', 'table1') for p in (OPTIONS / folder).glob('*.yml'))
+
+
+@pytest.mark.parametrize('path', DERIVED, ids=[str(p.relative_to(OPTIONS)) for p in DERIVED])
+def test_measurement_option_file_validates(path, tmp_path):
+    opt = load_options(path, is_train=False, root=tmp_path)
+    assert opt['name'] and opt['datasets']
