@@ -58,4 +58,6 @@ def _plain(value):
 
 
 if __name__ == '__main__':
-    raise SystemExit(main())
+    from ssr.utils.cli import run_script
+
+    raise SystemExit(run_script(main))

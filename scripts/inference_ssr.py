@@ -128,8 +128,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == '__main__':
-    try:
-        raise SystemExit(main())
-    except KeyboardInterrupt:
-        print('interrupted', file=sys.stderr)
-        raise SystemExit(130) from None
+    from ssr.utils.cli import run_script
+
+    raise SystemExit(run_script(main))

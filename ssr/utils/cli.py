@@ -20,7 +20,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-__all__ = ['run_pipeline', 'one_line']
+__all__ = ['run_pipeline', 'run_script', 'one_line']
 
 HANDLED = (ValueError, OSError, FloatingPointError, RuntimeError, ImportError)
 ARCHIVED = re.compile(r'(.+)_archived_\d{8}_\d{6}$')
@@ -121,3 +121,12 @@ def run_pipeline(pipeline: Callable[[], None], root: Path, is_train: bool, argv:
             raise
         print(one_line(e, option_file), file=sys.stderr)
         return 2
+
+
+def run_script(main: Callable[[], int]) -> int:
+    """A script's ``main()`` with Ctrl-C as one line (``interrupted``) and exit code 130."""
+    try:
+        return main()
+    except KeyboardInterrupt:
+        print('interrupted', file=sys.stderr)
+        return 130

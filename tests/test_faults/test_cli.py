@@ -66,3 +66,20 @@ def test_other_errors_keep_their_traceback(tmp_path):
 
     with pytest.raises(TypeError):
         run_pipeline(pipeline, tmp_path, is_train=False, argv=[])
+
+
+def test_scripts_turn_ctrl_c_into_one_line(capsys):
+    from ssr.utils.cli import run_script
+
+    def main():
+        raise KeyboardInterrupt
+
+    assert run_script(main) == 130 and capsys.readouterr().err == 'interrupted\n'
+    assert run_script(lambda: 3) == 3
+
+
+def test_every_script_runs_through_run_script():
+    from tests.conftest import REPO
+
+    for path in sorted((REPO / 'scripts').glob('*.py')):
+        assert 'raise SystemExit(run_script(main))' in path.read_text(), path.name
