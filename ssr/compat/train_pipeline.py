@@ -7,7 +7,7 @@ option parser of ``basicsr.test``) so that both pipelines, run by ``ssr/train.py
 
     - :func:`~ssr.utils.options.parse_options`: ``_base_`` inheritance, validation, root-relative paths;
     - :func:`load_resume_state`: reads ``<root>/experiments/<name>/training_states`` on any device, with
-      ``weights_only=True``;
+      ``weights_only=True`` (the newest state: :func:`ssr.utils.checkpoint.latest_state`);
     - :class:`ResumableEnlargedSampler`: skips the batches the interrupted epoch already consumed and tells the
       dataset the epoch (datasets with ``set_epoch`` seed their samples from ``(seed, epoch, index)``);
     - a ``create_train_val_dataloader`` that computes the number of epochs from the batches the loader really yields
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 
 from torch.utils.data import Sampler
 
@@ -66,19 +65,11 @@ class ResumableEnlargedSampler(Sampler):
         return len(self.sampler) - self.skip
 
 
-def latest_state(training_states: str) -> str | None:
-    """Path of the ``<iter>.state`` with the largest iteration in a folder, or ``None``."""
-    if not os.path.isdir(training_states):
-        return None
-    iters = [int(m.group(1)) for f in os.listdir(training_states) if (m := re.fullmatch(r'(\d+)\.state', f))]
-    return os.path.join(training_states, f'{max(iters)}.state') if iters else None
-
-
 def load_resume_state(opt: dict):
     """Drop-in for ``basicsr.train.load_resume_state`` (CPU-safe, root-relative, ``weights_only``)."""
     from basicsr.utils.misc import check_resume
 
-    from ssr.utils.checkpoint import safe_torch_load
+    from ssr.utils.checkpoint import latest_state, safe_torch_load
 
     path = latest_state(opt['path']['training_states']) if opt['auto_resume'] else opt['path'].get('resume_state')
     if not path:

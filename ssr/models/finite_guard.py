@@ -14,8 +14,6 @@ training state on disk to resume from. ``ssr/train.py`` installs the guard on ev
 from __future__ import annotations
 
 import math
-import os
-import re
 
 import torch
 from torch import nn
@@ -37,13 +35,12 @@ def non_finite_tensors(model) -> list[str]:
 
 
 def _last_state(opt: dict) -> str:
-    folder = (opt.get('path') or {}).get('training_states')
-    states = []
-    if folder and os.path.isdir(folder):
-        states = [int(m.group(1)) for f in os.listdir(folder) if (m := re.fullmatch(r'(\d+)\.state', f))]
-    if not states:
+    from ssr.utils.checkpoint import latest_state
+
+    path = latest_state((opt.get('path') or {}).get('training_states') or '')
+    if path is None:
         return 'no training state was saved yet: restart the run'
-    return f'the last good training state is {os.path.join(folder, f"{max(states)}.state")} (--auto_resume)'
+    return f'the last good training state is {path} (--auto_resume)'
 
 
 def guard_model(model, opt: dict):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -11,6 +12,14 @@ import torch
 from torch import nn
 
 CONTAINER_KEYS = ('params_ema', 'params', 'state_dict', 'model')
+
+
+def latest_state(training_states: str) -> str | None:
+    """Path of the ``<iter>.state`` with the largest iteration in a folder, or ``None``."""
+    if not os.path.isdir(training_states):
+        return None
+    iters = [int(m.group(1)) for f in os.listdir(training_states) if (m := re.fullmatch(r'(\d+)\.state', f))]
+    return os.path.join(training_states, f'{max(iters)}.state') if iters else None
 
 
 def atomic_torch_save(obj, path: str | os.PathLike) -> None:
