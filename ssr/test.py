@@ -12,14 +12,11 @@ if __package__ in (None, ''):
 import ssr  # noqa: E402,F401  (ssr.compat.apply(): the fixes run as basicsr.test is imported below)
 from basicsr.test import test_pipeline  # noqa: E402
 
-from ssr.compat import register  # noqa: E402
-
 from ssr.utils.cli import run_pipeline  # noqa: E402
 from ssr.utils.paths import repo_root  # noqa: E402
 
 
 def main() -> int:
-    register()  # ssr's archs, datasets, models, losses and metrics: an import error surfaces here, by name
     root = repo_root()
     return run_pipeline(lambda: test_pipeline(str(root)), root, is_train=False)
 

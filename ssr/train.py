@@ -14,14 +14,11 @@ if __package__ in (None, ''):
 import ssr  # noqa: E402,F401  (ssr.compat.apply(): the fixes run as basicsr.train is imported below)
 from basicsr.train import train_pipeline  # noqa: E402
 
-from ssr.compat import register  # noqa: E402
-
 from ssr.utils.cli import run_pipeline  # noqa: E402
 from ssr.utils.paths import repo_root  # noqa: E402
 
 
 def main() -> int:
-    register()  # ssr's archs, datasets, models, losses and metrics: an import error surfaces here, by name
     root = repo_root()
     return run_pipeline(lambda: train_pipeline(str(root)), root, is_train=True)
 

@@ -1,6 +1,5 @@
-"""ssr archs: every `*_arch.py` file here is imported so that its classes register in BasicSR's registry."""
-from os import path as osp
+"""ssr archs. Each ``*_arch.py`` module registers its networks in BasicSR's ``ARCH_REGISTRY`` when imported.
 
-from ssr.utils.registry_scan import import_modules
-
-_modules = import_modules(__name__, osp.dirname(osp.abspath(__file__)), '_arch')
+Nothing is imported here: the lazy registries (:mod:`ssr.compat.lazy_registry`) import the one module a
+``network_g: {type: ...}`` names, so a DKENet never loads diffusers or timm; :func:`ssr.compat.register` imports all.
+"""

@@ -10,8 +10,10 @@ Module-level fixes, one module each:
     - :mod:`~ssr.compat.lmdb_paths`: ``paths_from_lmdb`` / ``paired_paths_from_lmdb`` keep dots inside LMDB keys.
     - :mod:`~ssr.compat.train_pipeline`: ``basicsr.train`` / ``basicsr.test`` use ssr's option parser and resume
       exactly (CPU-safe state loading, the interrupted epoch's consumed batches skipped, true epoch count).
-    - :mod:`~ssr.compat.lazy_registry`: basicsr's registries import ssr's registering sub-packages (:func:`register`)
-      on their first lookup, so ``import ssr`` fills them without importing basicsr, diffusers or timm itself.
+    - :mod:`~ssr.compat.lazy_registry`: basicsr's registries import the one ssr module that registers a looked-up
+      name (:mod:`~ssr.compat.registry_index` reads which from the source), so ``import ssr`` imports neither
+      basicsr, diffusers nor timm, and the blind path never imports diffusers or timm; :func:`register` imports
+      them all.
 
 What basicsr lets us subclass is not patched: ssr's models share :class:`ssr.models.base_model.SVBaseModel`
 (any ``torch.optim`` optimizer, DDP on CPU, atomic checkpoints with RNG and EMA states, strict ``weights_only``
@@ -24,8 +26,7 @@ from types import ModuleType
 
 from ssr.compat import torchvision_alias
 from ssr.compat._import_hooks import when_imported
-
-REGISTERING_PACKAGES = ('archs', 'data', 'losses', 'metrics', 'models')
+from ssr.compat.registry_index import REGISTERING_PACKAGES, registering_modules
 
 _applied = False
 _registered = False
@@ -51,9 +52,10 @@ def apply() -> None:
 
 
 def register() -> None:
-    """Import ssr's sub-packages whose modules register in basicsr's registries (idempotent).
+    """Import every ssr module that registers in basicsr's registries (idempotent).
 
-    The registries call it on their first lookup; entry points may call it to fail early on a broken plug-in.
+    The lazy registries call it for ``keys()``, iteration and names their index does not know; call it to check
+    that every registering module imports (it loads diffusers and timm: ~1 s more than the blind path needs).
     """
     global _registered
     if _registered:
@@ -62,6 +64,8 @@ def register() -> None:
     try:
         for name in REGISTERING_PACKAGES:
             importlib.import_module(f'ssr.{name}')
+        for module in registering_modules():
+            importlib.import_module(module)
     except BaseException:
         _registered = False
         raise

@@ -1,6 +1,5 @@
-"""ssr losses: every `*_loss.py` file here is imported so that its classes register in BasicSR's registry."""
-from os import path as osp
+"""ssr losses. Each ``*_loss.py`` module registers its losses in BasicSR's ``LOSS_REGISTRY`` when imported.
 
-from ssr.utils.registry_scan import import_modules
-
-_modules = import_modules(__name__, osp.dirname(osp.abspath(__file__)), '_loss')
+Nothing is imported here: the lazy registries (:mod:`ssr.compat.lazy_registry`) import the module a loss ``type``
+names; :func:`ssr.compat.register` imports all.
+"""

@@ -1,6 +1,5 @@
-"""ssr models: every `*_model.py` file here is imported so that its classes register in BasicSR's registry."""
-from os import path as osp
+"""ssr models. Each ``*_model.py`` module registers its models in BasicSR's ``MODEL_REGISTRY`` when imported.
 
-from ssr.utils.registry_scan import import_modules
-
-_modules = import_modules(__name__, osp.dirname(osp.abspath(__file__)), '_model')
+Nothing is imported here: the lazy registries (:mod:`ssr.compat.lazy_registry`) import the one module a
+``model_type`` names; :func:`ssr.compat.register` imports all.
+"""

@@ -155,6 +155,8 @@ def _require(file, opt: Mapping, prefix: str, key: str, expected) -> None:
 def _check_registered(file, key: str, name, registry, what: str) -> None:
     if not isinstance(name, str):
         raise OptionError(file, key, f'expected a {what} name (str), got {name!r}')
+    if name in registry:  # a lazy registry answers from its index, without importing every registering module
+        return
     names = [n for n, _ in registry] if not isinstance(registry, (list, tuple)) else list(registry)
     if name not in names:
         raise OptionError(file, key, f'{name!r} is not a registered {what}; registered (closest first): '

@@ -62,3 +62,31 @@ def test_basicsr_registries_are_lazy_subclasses_of_their_class(name):
     registry = getattr(registry_module, name)
     assert isinstance(registry, LazyLookups) and isinstance(registry, registry_module.Registry)
     assert len(list(registry)) > 0 and not is_pending(registry)
+
+
+def test_get_imports_only_the_indexed_module(tmp_path, monkeypatch):
+    import sys
+
+    for name in ('a', 'b'):
+        (tmp_path / f'plugin_{name}.py').write_text(
+            'from tests.test_compat.test_lazy_registry import REGISTRY_UNDER_TEST as R\n'
+            f'class Thing{name.upper()}:\n    pass\nR.register(Thing{name.upper()})\n')
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from basicsr.utils.registry import Registry
+
+    calls = []
+    registry = Registry('test')
+    make_lazy(registry, lambda: calls.append(1), {'ThingA': 'plugin_a', 'ThingB': 'plugin_b'})
+    global REGISTRY_UNDER_TEST
+    REGISTRY_UNDER_TEST = registry
+    try:
+        assert 'ThingB' in registry and 'plugin_b' not in sys.modules  # `in` answers from the index
+        assert registry.get('ThingA').__name__ == 'ThingA'
+        assert 'plugin_a' in sys.modules and 'plugin_b' not in sys.modules
+        assert calls == [] and is_pending(registry)
+    finally:
+        for name in ('plugin_a', 'plugin_b'):
+            sys.modules.pop(name, None)
+
+
+REGISTRY_UNDER_TEST = None
