@@ -42,10 +42,11 @@ from ssr.ops.kernel_field import (kernel_field_from_params, sample_depth_kernel_
 from ssr.ops.kernels import KERNEL_TYPES, isotropic_gaussian_kernels, random_mixed_kernels
 from ssr.ops.layered_scene import LayeredScene, layered_blur_downsample
 from ssr.ops.noise import apply_noise, sample_noise_params
-from ssr.ops.sv_blur import sv_blur_downsample
+from ssr.ops.sv_blur import sv_blur_downsample, uniform_blur_downsample
 from ssr.ops.synthetic_depth import DEPTH_KINDS, synthetic_depth
 
 KERNEL_MODES = ('uniform', 'random', 'depth', 'gaussian8')
+UNIFORM_MODES = ('uniform', 'gaussian8')  # one kernel per image: blurred by a strided convolution
 KERNEL_DEFAULTS: dict[str, Any] = {
     'modes': ['uniform', 'random', 'depth'], 'mode_prob': [0.2, 0.3, 0.5], 'sigma_range': [0.2, 4.0],
     'anisotropy_range': [0.5, 1.0], 'kernel_list': ['iso', 'aniso'], 'kernel_prob': [0.5, 0.5],
@@ -54,6 +55,18 @@ KERNEL_DEFAULTS: dict[str, Any] = {
 TOP_KEYS = ('kernel_size', 'kernel', 'noise', 'jpeg', 'synthetic_depth_kinds')
 NO_NOISE = {'gaussian_prob': 0.0, 'poisson_prob': 0.0}
 NO_JPEG = {'prob': 0.0, 'quality_range': [95, 95]}
+
+
+def _runs(pick: Tensor) -> list[tuple[int, int]]:
+    """``[(i0, i1), ...]``: the maximal runs of consecutive True entries of a (B,) bool tensor."""
+    runs, start = [], None
+    for i, flag in enumerate(pick.tolist() + [False]):
+        if flag and start is None:
+            start = i
+        elif not flag and start is not None:
+            runs.append((start, i))
+            start = None
+    return runs
 
 
 class SVDegradation:
@@ -123,33 +136,32 @@ class SVDegradation:
         mode = torch.searchsorted(self.mode_prob.to(dev).cumsum(0), u, right=True).clamp(max=len(self.modes) - 1)
         field = torch.empty(b, k * k, h, w, device=dev)
         for i, name in enumerate(self.modes):
+            # every family's parameters are drawn for the whole batch (the draws of an image do not depend on the
+            # other images' families); only the images of this family are built, straight into their rows of
+            # `field` (no masked copies: `field[pick] = x` costs more than building the field)
             if name == 'uniform':
                 kernels, _ = random_mixed_kernels(
                     b, opt['kernel_list'], opt['kernel_prob'], sigma_range, betag_range=tuple(opt['betag_range']),
                     betap_range=tuple(opt['betap_range']), generator=generator, kernel_size=k, scale=s, device=dev)
-                pick = mode == i
-                if pick.any():
-                    field[pick] = uniform_kernel_field(kernels[pick], h, w)
-                continue
-            if name == 'gaussian8':
+                for i0, i1 in _runs(mode == i):
+                    field[i0:i1].copy_(uniform_kernel_field(kernels[i0:i1], h, w))
+            elif name == 'gaussian8':
                 low, high = opt['gaussian8_sigmas']
                 index = torch.randint(0, 8, (b,), generator=generator, device=dev)
                 sigma = low + (high - low) * index.float() / 7.0
-                pick = mode == i
-                if pick.any():
-                    field[pick] = uniform_kernel_field(isotropic_gaussian_kernels(sigma[pick], k, s), h, w)
-                continue
-            if name == 'random':
-                params = sample_smooth_params(b, h, w, sigma_range, tuple(opt['anisotropy_range']), generator,
-                                              grid=int(opt['grid']), device=dev)
-            else:  # depth
-                params, _ = sample_depth_kernel_params(depth_lr, sigma_range, tuple(opt['anisotropy_range']),
-                                                       float(opt['motion_prob']), tuple(opt['motion_sigma_range']),
-                                                       generator)
-            pick = mode == i
-            if pick.any():
-                field[pick] = kernel_field_from_params(params['sigma1'][pick], params['sigma2'][pick],
-                                                       params['theta'][pick], k, s)
+                for i0, i1 in _runs(mode == i):
+                    field[i0:i1].copy_(uniform_kernel_field(isotropic_gaussian_kernels(sigma[i0:i1], k, s), h, w))
+            else:
+                if name == 'random':
+                    params = sample_smooth_params(b, h, w, sigma_range, tuple(opt['anisotropy_range']), generator,
+                                                  grid=int(opt['grid']), device=dev)
+                else:  # depth
+                    params, _ = sample_depth_kernel_params(depth_lr, sigma_range, tuple(opt['anisotropy_range']),
+                                                           float(opt['motion_prob']),
+                                                           tuple(opt['motion_sigma_range']), generator)
+                for i0, i1 in _runs(mode == i):
+                    kernel_field_from_params(params['sigma1'][i0:i1], params['sigma2'][i0:i1],
+                                             params['theta'][i0:i1], k, s, out=field[i0:i1])
         return field, mode
 
     def __call__(self, gt: Tensor, depth: Tensor | None = None,
@@ -176,8 +188,30 @@ class SVDegradation:
             raise ValueError(f'depth must be {(b, 1, hh, ww)} to match gt, got {tuple(depth.shape)}')
         h, w = hh // self.scale, ww // self.scale
         kernels, mode = self.sample_kernel_field(depth_to_lr_grid(depth, h, w), generator)
-        lq = sv_blur_downsample(gt, kernels.to(gt.dtype), self.scale)
+        lq = self.blur_downsample(gt, kernels.to(gt.dtype), mode)
         return self._noise_and_jpeg(lq, kernels, depth, mode, generator)
+
+    def blur_downsample(self, gt: Tensor, kernels: Tensor, mode: Tensor) -> Tensor:
+        """``sv_blur_downsample(gt, kernels, scale)``, with the images of a uniform family (``uniform``,
+        ``gaussian8``: one kernel everywhere) blurred by one strided convolution instead of the SV operator.
+
+        Args:
+            gt: (B, C, H, W); kernels: (B, k*k, H/s, W/s) of ``gt``'s dtype; mode: (B,) index into ``self.modes``.
+
+        Returns:
+            (B, C, H/s, W/s), equal to the SV operator's result up to float summation order.
+        """
+        uniform = torch.tensor([self.modes[m] in UNIFORM_MODES for m in mode.tolist()], dtype=torch.bool)
+        if not uniform.any():
+            return sv_blur_downsample(gt, kernels, self.scale)
+        b, c, hh, ww = gt.shape
+        k, s = self.kernel_size, self.scale
+        lq = gt.new_empty(b, c, hh // s, ww // s)
+        for i0, i1 in _runs(uniform):
+            lq[i0:i1] = uniform_blur_downsample(gt[i0:i1], kernels[i0:i1, :, 0, 0].reshape(-1, k, k), s)
+        for i0, i1 in _runs(~uniform):
+            lq[i0:i1] = sv_blur_downsample(gt[i0:i1], kernels[i0:i1], s)
+        return lq
 
     def _noise_and_jpeg(self, lq: Tensor, kernels: Tensor, depth: Tensor, mode: Tensor,
                         generator: torch.Generator | None) -> dict[str, Tensor]:

@@ -29,8 +29,10 @@ Implementations (all exact, they differ only in speed and peak memory):
   intermediate beyond the output band.
 - ``'polyphase'``: as ``'shift'``, but HRpad is first split into its s*s phases ``HRpad[p::s, q::s]`` so that every
   slice has unit stride and the multiply-adds vectorise.
+- ``'strided'``: one product of a (B, C, k, k, rows, w) ``as_strided`` view of HRpad with the field, summed over
+  the taps: two kernel launches per band instead of k*k, the fastest for small inputs (a data worker's crop).
 
-All three are plain differentiable torch ops, so autograd works through them (w.r.t. both HR and K).
+All four are plain differentiable torch ops, so autograd works through them (w.r.t. both HR and K).
 """
 
 from __future__ import annotations
@@ -50,9 +52,10 @@ __all__ = [
     'pad_hr_adjoint',
     'sv_blur_downsample',
     'sv_blur_downsample_adjoint',
+    'uniform_blur_downsample',
 ]
 
-METHODS = ('unfold', 'shift', 'polyphase')
+METHODS = ('unfold', 'shift', 'polyphase', 'strided')
 PAD_MODES = ('reflect', 'replicate', 'zeros')
 
 # method='auto', per device type. Measured with scripts/benchmark_degradation.py --threads 2 (batch 16 of 3x256x256
@@ -63,6 +66,10 @@ PAD_MODES = ('reflect', 'replicate', 'zeros')
 #         (441 x ~5 us) would cap those near 7,000 patches/s. Re-measure with the benchmark on a GPU and update.
 AUTO_METHOD = {'cpu': 'polyphase', 'cuda': 'unfold'}
 _AUTO_FALLBACK = 'unfold'
+# ... except on the CPU for calls of at most this many taps (B*C*k*k*h*w), which 'auto' sends to 'strided': there the
+# 441 per-tap calls of 'polyphase' are mostly Python overhead. 1 thread, k=21, x4: 1 x 3 x 96^2 (762k taps) strided
+# 2.4 ms vs polyphase 4.4 ms; 1 x 3 x 128^2 (1.35M) strided 6.2 vs 4.7.
+_CPU_SMALL_WORK = 2**20
 
 # Largest intermediate of one band, in elements (2**24 float32 = 64 MiB). One 2048x2048 RGB image with a k=21 field
 # then peaks at the inputs (field 462 MB) plus about two bands of 'unfold' (~130 MB).
@@ -70,7 +77,7 @@ DEFAULT_MAX_CHUNK_ELEMS = 2**24
 # Smaller, cache-friendly bands on the CPU (elements of the band's largest intermediate), measured at batch 16 x 256^2
 # with 2 threads: 'unfold' 2**21 -> 118 patches/s vs 47 unbanded; 'shift' 2**16 -> 190 vs 140 at 2**18;
 # 'polyphase' 2**20 -> 380 vs 260 at 2**16.
-_CPU_BAND_ELEMS = {'unfold': 2**21, 'shift': 2**16, 'polyphase': 2**20}
+_CPU_BAND_ELEMS = {'unfold': 2**21, 'shift': 2**16, 'polyphase': 2**20, 'strided': 2**20}
 
 
 def _check_scale_padding(scale: int, padding: str) -> None:
@@ -145,6 +152,10 @@ def pad_hr(hr: Tensor, r: int, padding: str = 'reflect') -> Tensor:
     _check_pad_args(r, padding)
     if padding == 'zeros':
         return F.pad(hr, (r, r, r, r))
+    if padding == 'replicate' or r < min(hr.shape[-2:]):
+        # F.pad's reflect / replicate kernels are ~10x faster than the two index_selects below and bit-identical
+        # (F.pad refuses reflect padding of r >= the image side)
+        return F.pad(hr, (r, r, r, r), mode=padding)
     idx_h = _pad_index(hr.shape[-2], r, padding, hr.device)
     idx_w = _pad_index(hr.shape[-1], r, padding, hr.device)
     return hr.index_select(-2, idx_h).index_select(-1, idx_w)
@@ -176,8 +187,11 @@ def pad_hr_adjoint(padded: Tensor, r: int, padding: str = 'reflect') -> Tensor:
     return rows.new_zeros(*padded.shape[:-2], hh, ww).index_add_(-1, idx_w, rows)
 
 
-def _resolve_method(method: str, device: torch.device) -> str:
+def _resolve_method(method: str, device: torch.device, work: int | None = None) -> str:
+    """The method to run; ``work`` = B*C*k*k*h*w, the taps of the whole call (for ``'auto'`` on the CPU)."""
     if method == 'auto':
+        if device.type == 'cpu' and work is not None and work <= _CPU_SMALL_WORK:
+            return 'strided'
         return AUTO_METHOD.get(device.type, _AUTO_FALLBACK)
     if method not in METHODS:
         raise ValueError(f"method {method!r} not in {METHODS + ('auto',)}")
@@ -238,7 +252,17 @@ def _band_polyphase(phases: Tensor, field: Tensor, k: int, s: int, i0: int) -> T
     return out
 
 
-_BAND_FN = {'unfold': _band_unfold, 'shift': _band_shift, 'polyphase': _band_polyphase}
+def _band_strided(hp: Tensor, field: Tensor, k: int, s: int, i0: int) -> Tensor:
+    """Same band as one product of a (B, C, k, k, n, w) strided view of hp with the field, summed over the taps:
+    two kernel launches instead of k*k, for small inputs where per-tap overhead dominates."""
+    n, w = field.shape[-2:]
+    hp = hp[:, :, s * i0:s * (i0 + n - 1) + k]  # a view: its storage offset and strides address the band
+    sb, sc, sh, sw = hp.stride()
+    view = hp.as_strided((hp.shape[0], hp.shape[1], k, k, n, w), (sb, sc, sh, sw, s * sh, s * sw))
+    return (view * field.view(field.shape[0], 1, k, k, n, w)).sum((2, 3))
+
+
+_BAND_FN = {'unfold': _band_unfold, 'shift': _band_shift, 'polyphase': _band_polyphase, 'strided': _band_strided}
 
 
 def sv_blur_downsample(hr: Tensor,
@@ -273,7 +297,7 @@ def sv_blur_downsample(hr: Tensor,
     if hr.dim() != 4:
         raise ValueError(f'hr must be (B, C, H, W), got shape {tuple(hr.shape)}')
     k = _check_field(kernels, hr, tuple(hr.shape), scale)
-    method = _resolve_method(method, hr.device)
+    method = _resolve_method(method, hr.device, kernels.numel() * hr.shape[1])
     if max_chunk_elems is not None and max_chunk_elems < 1:
         raise ValueError(f'max_chunk_elems must be >= 1 or None, got {max_chunk_elems}')
     b, c, hh, ww = hr.shape
@@ -281,7 +305,7 @@ def sv_blur_downsample(hr: Tensor,
     source = pad_hr(hr, k // 2, padding)
     if method == 'polyphase':
         source = _polyphase(source, scale)
-    per_row = {'unfold': b * c * k * k * w, 'shift': b * c * w, 'polyphase': b * c * w}
+    per_row = {'unfold': b * c * k * k * w, 'shift': b * c * w, 'polyphase': b * c * w, 'strided': b * c * k * k * w}
     rows = _rows_per_band(method, hr.device, per_row, max_chunk_elems, h)
     band_fn = _BAND_FN[method]
     if rows >= h:
@@ -291,6 +315,44 @@ def sv_blur_downsample(hr: Tensor,
         i1 = min(h, i0 + rows)
         out[:, :, i0:i1] = band_fn(source, kernels[:, :, i0:i1], k, scale, i0)
     return out
+
+
+def uniform_blur_downsample(hr: Tensor, kernels: Tensor, scale: int, *,
+                            padding: Literal['reflect', 'replicate', 'zeros'] = 'reflect') -> Tensor:
+    """:func:`sv_blur_downsample` for a field that is the same kernel at every pixel, as one strided convolution.
+
+    Equal to ``sv_blur_downsample(hr, uniform_kernel_field(kernels, h, w), scale)`` up to float summation order
+    (the same taps, read from the same padded image), at the cost of a grouped ``F.conv2d`` with stride ``scale``:
+    no field is read and the (B*C) per-image kernels run as one call.
+
+    Args:
+        hr: (B, C, H, W) float image; H and W multiples of ``scale``.
+        kernels: (B, k, k) one kernel per image, k odd, same dtype and device as ``hr``.
+        scale: s >= 1.
+        padding: as :func:`sv_blur_downsample`.
+
+    Returns:
+        (B, C, H // scale, W // scale).
+
+    Raises:
+        ValueError: on bad shapes, dtype / device, ``scale`` or ``padding``.
+    """
+    _check_scale_padding(scale, padding)
+    if hr.dim() != 4:
+        raise ValueError(f'hr must be (B, C, H, W), got shape {tuple(hr.shape)}')
+    b, c, hh, ww = hr.shape
+    if kernels.dim() != 3 or kernels.shape[0] != b or kernels.shape[1] != kernels.shape[2] or kernels.shape[1] % 2 == 0:
+        raise ValueError(f'kernels must be ({b}, k, k) with k odd, got {tuple(kernels.shape)}')
+    if hh % scale or ww % scale:
+        raise ValueError(f'HR size {hh}x{ww} (shape {tuple(hr.shape)}) is not divisible by scale {scale}')
+    if kernels.dtype != hr.dtype or kernels.device != hr.device:
+        raise ValueError(f'kernels ({kernels.dtype}, {kernels.device}) and image ({hr.dtype}, {hr.device}) must '
+                         'share dtype and device')
+    k = kernels.shape[1]
+    source = pad_hr(hr, k // 2, padding).reshape(1, b * c, hh + k - 1, ww + k - 1)
+    weight = kernels.repeat_interleave(c, dim=0).unsqueeze(1)  # (B*C, 1, k, k), image-major like `source`
+    out = F.conv2d(source, weight, stride=scale, groups=b * c)
+    return out.view(b, c, hh // scale, ww // scale)
 
 
 def sv_blur_downsample_adjoint(lr: Tensor,

@@ -82,3 +82,63 @@ def test_scale_that_does_not_divide_the_image():
 def test_depth_shape_mismatch():
     with pytest.raises(ValueError, match='depth must be'):
         SVDegradation()(torch.rand(1, 3, 32, 32), torch.rand(1, 1, 16, 16))
+
+
+def _masked_reference_field(deg, depth_lr, generator):
+    """The field as sample_kernel_field built it before the row-wise build (each family for its masked images,
+    then `field[pick] = ...`): the same draws in the same order, so the new build must give the same field."""
+    from ssr.ops.kernel_field import (kernel_field_from_params, sample_depth_kernel_params, sample_smooth_params,
+                                       uniform_kernel_field)
+    from ssr.ops.kernels import isotropic_gaussian_kernels, random_mixed_kernels
+
+    b, _, h, w = depth_lr.shape
+    k, s, opt = deg.kernel_size, deg.scale, deg.kernel
+    u = torch.rand(b, generator=generator, dtype=torch.float64)
+    mode = torch.searchsorted(deg.mode_prob.cumsum(0), u, right=True).clamp(max=len(deg.modes) - 1)
+    field = torch.empty(b, k * k, h, w)
+    for i, name in enumerate(deg.modes):
+        pick = mode == i
+        if name == 'uniform':
+            kernels, _ = random_mixed_kernels(b, opt['kernel_list'], opt['kernel_prob'], tuple(opt['sigma_range']),
+                                              betag_range=tuple(opt['betag_range']),
+                                              betap_range=tuple(opt['betap_range']), generator=generator,
+                                              kernel_size=k, scale=s)
+            field[pick] = uniform_kernel_field(kernels[pick], h, w)
+        elif name == 'gaussian8':
+            low, high = opt['gaussian8_sigmas']
+            sigma = low + (high - low) * torch.randint(0, 8, (b,), generator=generator).float() / 7.0
+            field[pick] = uniform_kernel_field(isotropic_gaussian_kernels(sigma[pick], k, s), h, w)
+        else:
+            if name == 'random':
+                params = sample_smooth_params(b, h, w, tuple(opt['sigma_range']), tuple(opt['anisotropy_range']),
+                                              generator, grid=int(opt['grid']))
+            else:
+                params, _ = sample_depth_kernel_params(depth_lr, tuple(opt['sigma_range']),
+                                                       tuple(opt['anisotropy_range']), float(opt['motion_prob']),
+                                                       tuple(opt['motion_sigma_range']), generator)
+            field[pick] = kernel_field_from_params(params['sigma1'][pick], params['sigma2'][pick],
+                                                   params['theta'][pick], k, s)
+    return field, mode
+
+
+@pytest.mark.parametrize('modes', [None, ['uniform', 'random', 'depth', 'gaussian8'], ['random', 'depth']])
+@pytest.mark.parametrize('seed', [0, 3])
+def test_row_wise_field_build_equals_the_masked_build(modes, seed):
+    # the fast build must not change any family's parameter distribution: same draws, same fields
+    opt = {'kernel_size': 9, 'kernel': {} if modes is None else {'modes': modes}}
+    deg = SVDegradation(opt, scale=4)
+    depth_lr = torch.rand(7, 1, 12, 12, generator=torch.Generator().manual_seed(seed))
+    field, mode = deg.sample_kernel_field(depth_lr, torch.Generator().manual_seed(seed))
+    ref_field, ref_mode = _masked_reference_field(deg, depth_lr, torch.Generator().manual_seed(seed))
+    assert torch.equal(mode, ref_mode)
+    torch.testing.assert_close(field, ref_field, rtol=0, atol=1e-7)
+
+
+def test_uniform_images_blur_by_convolution_as_the_sv_operator():
+    deg = SVDegradation({'kernel_size': 11, 'kernel': {'modes': ['uniform', 'random', 'gaussian8']}}, scale=4)
+    gen = torch.Generator().manual_seed(2)
+    gt = torch.rand(6, 3, 48, 48, generator=gen)
+    field, mode = deg.sample_kernel_field(torch.rand(6, 1, 12, 12, generator=gen), gen)
+    assert len(set(mode.tolist())) > 1  # a mixed batch: convolution and SV runs interleave
+    torch.testing.assert_close(deg.blur_downsample(gt, field, mode), sv_blur_downsample(gt, field, 4), rtol=0,
+                               atol=1e-6)

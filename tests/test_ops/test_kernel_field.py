@@ -38,6 +38,23 @@ def test_field_matches_per_pixel_kernels(max_chunk_elements, scale):
     torch.testing.assert_close(field.sum(1), torch.ones(3, 5, 8), rtol=0, atol=1e-5)
 
 
+def test_field_written_into_out_equals_a_new_field():
+    sigma1, sigma2, theta = _random_params(3, 5, 6, seed=4)
+    batch_field = torch.full((5, 81, 5, 6), -1.0)
+    returned = kernel_field_from_params(sigma1, sigma2, theta, 9, 2, out=batch_field[1:4])
+    assert returned.data_ptr() == batch_field[1].data_ptr()
+    assert torch.equal(batch_field[1:4], kernel_field_from_params(sigma1, sigma2, theta, 9, 2))
+    assert (batch_field[0] == -1).all() and (batch_field[4] == -1).all()  # rows outside `out` untouched
+
+
+@pytest.mark.parametrize('out', [torch.empty(3, 81, 5, 5), torch.empty(3, 81, 5, 6, dtype=torch.float64),
+                                 torch.empty(3, 81, 6, 5).transpose(2, 3)], ids=['shape', 'dtype', 'strided'])
+def test_field_rejects_an_out_that_does_not_fit(out):
+    sigma1, sigma2, theta = _random_params(3, 5, 6, seed=4)
+    with pytest.raises(ValueError, match='out must be a contiguous'):
+        kernel_field_from_params(sigma1, sigma2, theta, 9, 2, out=out)
+
+
 def test_field_keeps_narrow_kernels_finite():
     sigma = torch.full((1, 2, 2), 1e-3)
     field = kernel_field_from_params(sigma, sigma, torch.zeros(1, 2, 2), 21, 4)

@@ -6,9 +6,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from ssr.ops.kernel_field import uniform_kernel_field
 from ssr.ops.kernels import gaussian_kernels
 from ssr.ops.sv_blur import (AUTO_METHOD, METHODS, PAD_MODES, pad_hr, pad_hr_adjoint, sv_blur_downsample,
-                              sv_blur_downsample_adjoint)
+                             sv_blur_downsample_adjoint, uniform_blur_downsample)
 
 
 def random_field(batch: int, k: int, h: int, w: int, seed: int, dtype=torch.float32) -> torch.Tensor:
@@ -113,9 +114,11 @@ def test_chunking_does_not_change_the_result(method, chunk):
 
 def test_auto_method_table_names_known_methods():
     assert set(AUTO_METHOD.values()) <= set(METHODS)
-    hr, field = random_image(1, 3, 16, 16, seed=12), random_field(1, 5, 4, 4, seed=13)
-    expected = sv_blur_downsample(hr, field, 4, method=AUTO_METHOD['cpu'])
-    assert torch.equal(sv_blur_downsample(hr, field, 4), expected)
+    # small calls go to 'strided' on the CPU, large ones to the table's method
+    small = random_image(1, 3, 16, 16, seed=12), random_field(1, 5, 4, 4, seed=13)
+    assert torch.equal(sv_blur_downsample(*small, 4), sv_blur_downsample(*small, 4, method='strided'))
+    large = random_image(2, 3, 96, 96, seed=12), random_field(2, 21, 24, 24, seed=13)
+    assert torch.equal(sv_blur_downsample(*large, 4), sv_blur_downsample(*large, 4, method=AUTO_METHOD['cpu']))
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -126,6 +129,15 @@ def test_auto_method_table_names_known_methods():
 def test_pad_hr_matches_f_pad_for_narrow_pads(padding, torch_mode):
     hr = random_image(1, 2, 9, 7, seed=14)
     assert torch.equal(pad_hr(hr, 3, padding), F.pad(hr, (3, 3, 3, 3), mode=torch_mode))
+
+
+@pytest.mark.parametrize(('padding', 'numpy_mode'), [('reflect', 'reflect'), ('replicate', 'edge')])
+@pytest.mark.parametrize('r', [3, 8, 12], ids=['narrow', 'as-wide-as-image', 'wider-than-image'])
+def test_pad_hr_matches_numpy_pad_at_any_width(padding, numpy_mode, r):
+    # F.pad serves r < side, the index path the rest: both equal numpy.pad
+    hr = random_image(1, 2, 9, 8, seed=14, dtype=torch.float64)
+    expected = np.pad(hr.numpy(), ((0, 0), (0, 0), (r, r), (r, r)), mode=numpy_mode)
+    assert np.array_equal(pad_hr(hr, r, padding).numpy(), expected)
 
 
 @pytest.mark.parametrize('padding', PAD_MODES)
@@ -218,3 +230,22 @@ def test_cpu_equals_cuda(method):
     cpu = sv_blur_downsample(hr, field, 4, method=method)
     gpu = sv_blur_downsample(hr.cuda(), field.cuda(), 4, method=method).cpu()
     torch.testing.assert_close(gpu, cpu, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize('padding', PAD_MODES)
+@pytest.mark.parametrize(('size', 'scale', 'k'), [((16, 12), 4, 7), ((8, 8), 4, 21), ((6, 10), 2, 5), ((9, 6), 3, 3)],
+                         ids=['x4', 'kernel-wider-than-image', 'x2', 'x3'])
+def test_uniform_blur_downsample_equals_the_sv_operator_on_a_uniform_field(padding, size, scale, k):
+    hr = random_image(3, 2, *size, seed=30, dtype=torch.float64)
+    kernels = random_field(3, k, 1, 1, seed=31, dtype=torch.float64).view(3, k, k)
+    field = uniform_kernel_field(kernels, size[0] // scale, size[1] // scale).contiguous()
+    torch.testing.assert_close(uniform_blur_downsample(hr, kernels, scale, padding=padding),
+                               sv_blur_downsample(hr, field, scale, padding=padding), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize(('kernels', 'match'), [(torch.rand(2, 5, 5), r'must be \(3, k, k\)'),
+                                                (torch.rand(3, 4, 4), 'k odd'),
+                                                (torch.rand(3, 5, 5, dtype=torch.float64), 'share dtype')])
+def test_uniform_blur_downsample_rejects_bad_kernels(kernels, match):
+    with pytest.raises(ValueError, match=match):
+        uniform_blur_downsample(torch.rand(3, 3, 8, 8), kernels, 4)
