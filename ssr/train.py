@@ -3,8 +3,14 @@
 Runs from any working directory; ``experiments/`` and ``tb_logger/`` land under the repository root (or
 ``$SSR_ROOT``). Distributed: ``torchrun --nproc_per_node=N ssr/train.py -opt X.yml --launcher pytorch``.
 """
+import os
 import os.path as osp
 import sys
+
+# transparent huge pages for torch's large CPU allocations (kernel fields are ~7 MB per 256^2 crop): the page faults
+# of a fresh field cost about as much as building it on a VM; read once by torch, so set before torch is imported.
+# THP_MEM_ALLOC_ENABLE=0 in the environment turns it off.
+os.environ.setdefault('THP_MEM_ALLOC_ENABLE', '1')
 
 if __package__ in (None, ''):
     # run as a script: make the repository importable and keep ssr/ itself off sys.path (its sub-folders are named
