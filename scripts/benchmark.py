@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     import ssr  # noqa: F401  (registries)
-    from ssr.tools.benchmark import BenchmarkSettings, build_pairs, format_table, measure_pairs
+    from ssr.tools.benchmark import BenchmarkSettings, build_pairs, format_table, measure_pairs, tiled_peak_memory
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -61,6 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     name = torch.cuda.get_device_name() if args.device == 'cuda' else f'CPU, {torch.get_num_threads()} thread(s)'
     print(format_table(rows, f'torch {torch.__version__}, {name}, THP_MEM_ALLOC_ENABLE='
                        f'{os.environ["THP_MEM_ALLOC_ENABLE"]}, median of {args.rounds} interleaved rounds'))
+    if args.device == 'cuda' and (not args.sections or 'SSR' in args.sections):
+        peak = tiled_peak_memory(settings)
+        print(f"\nSSR end to end, {peak['hr_size']}² output, latent tiles {peak['tile']} / overlap "
+              f"{peak['overlap']}, {args.steps} steps, bf16: {peak['seconds']:.2f} s, peak {peak['peak_mib']:.0f} MiB")
     return 0
 
 

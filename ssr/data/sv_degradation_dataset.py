@@ -59,6 +59,10 @@ class SVDegradationDataset(data.Dataset):
         Images are float32 RGB in [0, 1]; depth is relative inverse depth in [0, 1].
     """
 
+    # the keys documented above, checked by ssr's option validator (besides the loader keys BasicSR reads)
+    OPTION_KEYS = ('dataroot_gt', 'meta_info_file', 'io_backend', 'dataroot_depth', 'depth_source', 'num_layers',
+                   'gt_size', 'use_hflip', 'use_rot', 'scale', 'synthesis', 'degradation', 'seed')
+
     def __init__(self, opt: dict[str, Any]):
         super().__init__()
         self.opt = opt

@@ -75,6 +75,10 @@ class SVPairedDataset(data.Dataset):
         (stem or LMDB key); a missing partner raises ``ValueError`` naming it.
     """
 
+    # the keys documented above, checked by ssr's option validator (besides the loader keys BasicSR reads)
+    OPTION_KEYS = ('dataroot', *TESTSET_FOLDERS, 'dataroot_base', 'io_backend', 'filename_tmpl', 'gt_filename_tmpl',
+                   'scale')
+
     def __init__(self, opt: dict[str, Any]):
         super().__init__()
         self.opt, self.scale = opt, int(opt.get('scale', 4))

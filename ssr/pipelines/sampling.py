@@ -19,6 +19,7 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from torch import Tensor, nn
 
 from ssr.ops.color_correction import COLOR_FIXES
+from ssr.utils.options import closest_first
 
 __all__ = ['SAMPLER_KINDS', 'BETA_SCHEDULES', 'CONSISTENCY_STEPS', 'PREDICTION_TYPES', 'START_FROM',
            'ConsistencyConfig', 'SamplerConfig', 'diffusion_config', 'build_train_scheduler', 'build_scheduler',
@@ -28,6 +29,10 @@ SAMPLER_KINDS = ('ddim', 'dpmsolver++')
 BETA_SCHEDULES = ('linear', 'scaled_linear', 'squaredcos_cap_v2')
 PREDICTION_TYPES = ('epsilon', 'v_prediction', 'sample')  # Eq. 5 regresses the noise (epsilon)
 START_FROM = ('bicubic', 'nbsr')
+# sampler.compile: torch.compile modes for the sampler's UNet ('none': eager; 'reduce-overhead' captures CUDA graphs)
+COMPILE_MODES = ('none', 'default', 'reduce-overhead', 'max-autotune')
+SAMPLER_KEYS = ('kind', 'steps', 'seed', 'start_step', 'start_from', 'tile', 'color_fix', 'consistency',
+                'residual_strength', 'compile', 'channels_last')
 CONSISTENCY_STEPS = ('all', 'last_k', 'final')
 # image: z_0 = E(HR) (the paper); residual: z_0 = E(HR) - E(base) with base = the blind path's I^T (ResShift-style:
 # the diffusion only adds what the first stage missed), conditioned on E(base) instead of the bicubic LR
@@ -200,6 +205,9 @@ class SamplerConfig:
         consistency: the kernel-consistent correction (:class:`ConsistencyConfig`), or None (off, the default).
         residual_strength: with ``diffusion.formulation: residual``, the output is ``base + strength * residual``:
             1 adds the sampled residual as it is, 0 returns the base (the blind path); a perception-distortion knob.
+        compile: ``none`` (eager, the default) or a ``torch.compile`` mode for the UNet of the sampling loop
+            (``reduce-overhead`` replays the N steps as CUDA graphs; the first call compiles).
+        channels_last: the UNet's weights in ``torch.channels_last`` (NHWC convolutions on CUDA).
     """
 
     kind: str = 'ddim'
@@ -212,6 +220,8 @@ class SamplerConfig:
     color_fix: str = 'none'
     consistency: ConsistencyConfig | None = None
     residual_strength: float = 1.0
+    compile: str = 'none'
+    channels_last: bool = False
 
     @classmethod
     def from_options(cls, sampler: Mapping | None, diffusion: Mapping | None = None) -> SamplerConfig:
@@ -223,13 +233,25 @@ class SamplerConfig:
             ValueError: naming the ``sampler.*`` key that is wrong.
         """
         opt = dict(sampler or {})
+        unknown = sorted(set(opt) - set(SAMPLER_KEYS))
+        if unknown:
+            raise ValueError(f'sampler: unknown key(s) {unknown} (closest known: '
+                             f'{", ".join(closest_first(unknown[0], SAMPLER_KEYS)[:2])}); allowed: {list(SAMPLER_KEYS)}')
         tile = dict(opt.get('tile') or {})
+        unknown = sorted(set(tile) - {'size', 'overlap'})
+        if unknown:
+            raise ValueError(f'sampler.tile: unknown key(s) {unknown}; allowed: [size, overlap]')
         cfg = cls(kind=opt.get('kind', 'ddim'), steps=int(opt.get('steps', 20)), seed=int(opt.get('seed', 0)),
                   start_step=None if opt.get('start_step') is None else int(opt['start_step']),
                   start_from=opt.get('start_from', 'bicubic'), tile_size=int(tile.get('size', 0)),
                   tile_overlap=int(tile.get('overlap', 0)), color_fix=opt.get('color_fix', 'none') or 'none',
                   consistency=ConsistencyConfig.from_options(opt.get('consistency')),
-                  residual_strength=float(opt.get('residual_strength', 1.0)))
+                  residual_strength=float(opt.get('residual_strength', 1.0)),
+                  compile=str(opt.get('compile') or 'none'), channels_last=opt.get('channels_last', False))
+        if cfg.compile not in COMPILE_MODES:
+            raise ValueError(f'sampler.compile {cfg.compile!r} not in {COMPILE_MODES}')
+        if not isinstance(cfg.channels_last, bool):
+            raise ValueError(f'sampler.channels_last must be true or false, got {cfg.channels_last!r}')
         if not 0 <= cfg.residual_strength <= 2:
             raise ValueError(f'sampler.residual_strength {cfg.residual_strength} not in [0, 2]')
         if cfg.start_from not in START_FROM:

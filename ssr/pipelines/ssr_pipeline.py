@@ -159,6 +159,19 @@ class SSRPipeline:
             raise ValueError('conditions.source: svkr needs the estimator and the non-blind SR network')
         self.unet, self.first_stage, self.config = unet, first_stage, config
         self.estimator, self.sr_net, self.depth_net = estimator, sr_net, depth_net
+        if config.sampler.channels_last:
+            self.unet.to(memory_format=torch.channels_last)
+        self._compiled: tuple[nn.Module, nn.Module] | None = None  # (unet, its torch.compile wrapper)
+
+    def sampling_unet(self) -> nn.Module:
+        """The UNet the sampling loop calls: ``self.unet``, or its ``torch.compile`` wrapper with ``sampler.compile``
+        (built once per UNet and reused, so the compiled graphs / CUDA graphs are kept across calls)."""
+        mode = self.config.sampler.compile
+        if mode == 'none':
+            return self.unet
+        if self._compiled is None or self._compiled[0] is not self.unet:
+            self._compiled = (self.unet, torch.compile(self.unet, mode=mode))
+        return self._compiled[1]
 
     # ------------------------------------------------------------------------------------------------------------
     @classmethod
@@ -188,6 +201,8 @@ class SSRPipeline:
         """The same pipeline around another UNet of the same configuration (e.g. the EMA copy)."""
         other = copy.copy(self)
         other.unet = unet
+        if self.config.sampler.channels_last:
+            other.unet.to(memory_format=torch.channels_last)
         return other
 
     def needs(self, condition: str) -> bool:
@@ -358,9 +373,9 @@ class SSRPipeline:
                 else:
                     start_latent = z_lr
                 start = dict(start_latent=start_latent, start_step=sampler.start_step)
-            denoiser = self.unet
+            denoiser = self.sampling_unet()
             if sampler.tile_size:
-                denoiser = TiledUNet(self.unet, sampler.tile_size, sampler.tile_overlap, self.latent_multiple)
+                denoiser = TiledUNet(denoiser, sampler.tile_size, sampler.tile_overlap, self.latent_multiple)
             scheduler = sampler.scheduler(self.config.diffusion)
             if cons is not None:
                 correct = self.consistency_step(lq, kernel, sigma, log)

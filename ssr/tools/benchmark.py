@@ -38,7 +38,7 @@ import torch
 
 from ssr.utils.timing import synchronize
 
-__all__ = ['BenchmarkSettings', 'Pair', 'build_pairs', 'format_table', 'measure_pairs']
+__all__ = ['BenchmarkSettings', 'Pair', 'build_pairs', 'format_table', 'measure_pairs', 'tiled_peak_memory']
 
 # diffusers VQModel of LDM's VQ-f4 (the first stage of LDM-SR and ResShift): 3 -> 3 latent channels, f = 4
 VQ_F4 = dict(in_channels=3, out_channels=3, latent_channels=3, num_vq_embeddings=8192, vq_embed_dim=3,
@@ -314,3 +314,31 @@ def format_table(rows: list[dict], header: str) -> str:
         lines.append(f"| {r['section']} | {r['ours']} | {1000 * r['ours_s']:.1f} | {r['peer']} | "
                      f"{1000 * r['peer_s']:.1f} | {r['ratio']:.2f} | {target} |")
     return '\n'.join(lines)
+
+
+def tiled_peak_memory(settings: BenchmarkSettings, hr_size: int = 2048, tile: int = 64, overlap: int = 16) -> dict:
+    """Peak CUDA memory of SSR end to end (paper-size networks, ``settings.steps`` steps, bf16) for one
+    ``hr_size``^2 output with latent tiles of ``tile`` (overlap ``overlap``), and its time.
+
+    Returns:
+        ``{'hr_size', 'tile', 'overlap', 'seconds', 'peak_mib'}``.
+
+    Raises:
+        RuntimeError: not on CUDA (CPU peak memory of this size is not measured here: it takes hours).
+    """
+    from dataclasses import replace
+
+    from ssr.tools.ssr_vs_ldm_benchmark import build_ssr
+
+    if settings.device != 'cuda':
+        raise RuntimeError('the tiled peak-memory figure needs --device cuda')
+    pipe = build_ssr('default', 'cuda', settings.steps, settings.seed)
+    sampler = replace(pipe.config.sampler, tile_size=tile, tile_overlap=overlap)
+    pipe.config = replace(pipe.config, sampler=sampler)
+    lq = torch.rand(1, 3, hr_size // 4, hr_size // 4, device='cuda')
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    with torch.no_grad(), torch.autocast('cuda', dtype=torch.bfloat16):
+        seconds = _timed(lambda: pipe(lq), 'cuda')
+    return {'hr_size': hr_size, 'tile': tile, 'overlap': overlap, 'seconds': seconds,
+            'peak_mib': torch.cuda.max_memory_allocated() / 2**20}

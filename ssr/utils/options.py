@@ -44,6 +44,11 @@ SECTION_KEYS = {
              'visualization', 'results_root'),
 }
 PATH_FAMILIES = ('pretrain_network_', 'param_key_', 'strict_load_')
+# keys of a datasets.* block that BasicSR itself reads (options parser, build_dataset, build_dataloader, prefetchers)
+LOADER_KEYS = ('name', 'type', 'phase', 'scale', 'use_shuffle', 'num_worker_per_gpu', 'batch_size_per_gpu',
+               'dataset_enlarge_ratio', 'prefetch_mode', 'num_prefetch_queue', 'pin_memory', 'persistent_workers')
+# keys a val.metrics.* block may give any metric (BasicSR passes one block's keys to the function as keywords)
+COMMON_METRIC_KEYS = ('type', 'better', 'crop_border', 'test_y_channel', 'input_order')
 
 
 class OptionError(ValueError):
@@ -161,6 +166,14 @@ def _check_registered(file, key: str, name, registry, what: str) -> None:
     if name not in names:
         raise OptionError(file, key, f'{name!r} is not a registered {what}; registered (closest first): '
                           f'{", ".join(closest_first(name, names))}')
+
+
+def _check_block_keys(file, key: str, block: Mapping, known: tuple[str, ...]) -> None:
+    """Every key of ``block`` (the option block at dotted ``key``) in ``known``, else the closest known ones."""
+    for name in block:
+        if name not in known:
+            raise OptionError(file, f'{key}.{name}', f'unknown key; closest known: '
+                              f'{", ".join(closest_first(name, known)[:3])}')
 
 
 def _check_arch_kwargs(file, key: str, net_opt: Mapping, registry) -> None:
@@ -307,6 +320,9 @@ def validate_options(opt: Mapping, file: str | os.PathLike, is_train: bool) -> N
         _require(file, ds, key, 'name', str)
         _require(file, ds, key, 'type', str)
         _check_registered(file, f'{key}.type', ds['type'], DATASET_REGISTRY, 'dataset')
+        known = getattr(DATASET_REGISTRY.get(ds['type']), 'OPTION_KEYS', None)  # ssr's datasets declare theirs
+        if known is not None:
+            _check_block_keys(file, key, ds, tuple(known) + LOADER_KEYS)
         if phase == 'train':
             _require(file, ds, key, 'batch_size_per_gpu', int)
             _require(file, ds, key, 'num_worker_per_gpu', int)
@@ -356,6 +372,10 @@ def validate_options(opt: Mapping, file: str | os.PathLike, is_train: bool) -> N
         for name, metric in (val.get('metrics') or {}).items():
             _require(file, metric, f'val.metrics.{name}', 'type', str)
             _check_registered(file, f'val.metrics.{name}.type', metric['type'], METRIC_REGISTRY, 'metric')
+            params = inspect.signature(METRIC_REGISTRY.get(metric['type'])).parameters
+            named = tuple(n for n, p in params.items() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+                          and n not in ('img', 'img2'))
+            _check_block_keys(file, f'val.metrics.{name}', metric, named + COMMON_METRIC_KEYS)
 
 
 def load_options(path: str | os.PathLike, is_train: bool, root: Path | None = None) -> OrderedDict:

@@ -85,3 +85,37 @@ def test_network_kernel_size_against_the_data():
 
     message = check(edit)
     assert 'network_g.kernel_size: 21 differs from datasets.train.degradation.kernel_size 11' in message, message
+
+
+def _sv_train_dataset(o, **extra):
+    o['datasets']['train'] = {'name': 'sv', 'type': 'SVDegradationDataset', 'dataroot_gt': '/data/hr',
+                              'gt_size': 32, 'num_worker_per_gpu': 0, 'batch_size_per_gpu': 2, **extra}
+
+
+def test_an_ssr_dataset_block_is_valid_with_its_own_and_basicsr_loader_keys():
+    import ssr.compat
+
+    ssr.compat.register()
+    opt = copy.deepcopy(BASE)
+    _sv_train_dataset(opt, use_shuffle=True, dataset_enlarge_ratio=2, prefetch_mode=None, depth_source='layered')
+    validate_options(opt, 'o.yml', is_train=True)
+
+
+@pytest.mark.parametrize('edit, key, closest', [
+    (lambda o: _sv_train_dataset(o, gt_sise=32), 'datasets.train.gt_sise', 'gt_size'),
+    (lambda o: _sv_train_dataset(o, depth_sorce='file'), 'datasets.train.depth_sorce', 'depth_source'),
+    (lambda o: o.update(val={'val_freq': 5, 'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_boder': 4}}}),
+     'val.metrics.psnr.crop_boder', 'crop_border'),
+    (lambda o: o.update(val={'val_freq': 5, 'metrics': {'k': {'type': 'calculate_kernel_psnr', 'test_y_chanel': 1}}}),
+     'val.metrics.k.test_y_chanel', 'test_y_channel'),
+])
+def test_misspelled_dataset_and_metric_keys_name_the_closest_known_one(edit, key, closest):
+    message = check(edit)
+    assert message.startswith(f'o.yml: {key}: unknown key; closest known: {closest}'), message
+
+
+def test_sampler_keys_are_checked():
+    from ssr.pipelines.sampling import SamplerConfig
+
+    with pytest.raises(ValueError, match=r"sampler: unknown key\(s\) \['stpes'\] \(closest known: steps"):
+        SamplerConfig.from_options({'stpes': 4})
