@@ -28,6 +28,12 @@ borrow blur evidence from textured regions at the same depth (defocus blur is a 
 are zero-initialised, so a fresh model computes exactly what it would without pooling; ``depth_pooling=0`` (the
 default) builds no extra modules and keeps the paper's model and its state-dict keys unchanged.
 
+A constant depth map (``svkr.depth: none``) still runs the depth branch, by design: its zero-padded convolutions make
+the features of a constant map vary near the image border (within the branch's receptive field), so the SFT
+conditioning is not a constant that could be computed once, and skipping the branch would change the kernels near
+the border. What a constant map saves is the repetition: SVKR stops after its first round when the depth is fixed
+(``ssr.pipelines.svkr``). A user without depth trains the ``use_depth=False`` net, which has no depth branch.
+
 Notation: B batch, h x w LR size, k kernel size (``kernel_size``, odd), s = ``upscale_to_hr``, C = ``num_feat``.
 """
 from __future__ import annotations
