@@ -27,12 +27,17 @@ MMSR key                                      ssr / BasicSR key
 ``suffix``, ``crop_border``                   ``val.suffix``; ``crop_border`` of the PSNR / SSIM metrics (default: scale)
 ============================================  =========================================================================
 
-Keys that describe MMSR's on-the-fly LR synthesis for ``mode: GT`` (``sig``, ``sig1``, ``sig2``, ``theta``,
-``rate_iso``, ``noise``, ``jpeg``, ``sig_min`` / ``sig_max``, DCLS's ``degradation`` block, ``pca_matrix_path``) and
-MMSR bookkeeping (``distortion``, ``is_train``, ``cal_lr_psnr``, ``use_tb_logger``, ``path.results_root`` /
-``root`` / ``log``, ``data_type``, ``color``) are noted as not used. Every other key is an :class:`OptionError`
-naming it. Not translated yet (an error that says so): ``mode: GT`` (write the LR set with
-``scripts/generate_sv_testset.py`` and use ``mode: LQGT``) and MMSR training files.
+``datasets.testN.mode: GT`` (HR only: MMSR synthesises the LR on the fly) becomes an ``MMSRGTDataset``
+(:mod:`ssr.data.mmsr_gt_dataset`) built from the file's top-level ``sig`` (isotropic std), ``sig1`` / ``sig2``
+(anisotropic covariance eigenvalues, px², converted to standard deviations), ``theta``, ``rate_iso``, ``sv_mode``
+(MANet's spatially variant patterns 1-6, :mod:`ssr.ops.mmsr_kernels`), ``test_noise`` / ``noise`` and
+``test_jpeg`` / ``jpeg``, with ``kernel_size``; the LR matches MANet's in blur, not bit for bit (ssr's kernel centring
+and reflect padding). Training-only synthesis keys (``sig_min`` / ``sig_max``, ``train_noise``, ``noise_high``,
+``train_jpeg``, ``jpeg_low``, ``pca_matrix_path``) and MMSR bookkeeping (``distortion``, ``is_train``,
+``cal_lr_psnr``, ``use_tb_logger``, ``path.results_root`` / ``root`` / ``log``, ``data_type``, ``color``) are noted as
+not used. Every other key is an :class:`OptionError` naming it. Not translated (an error that says so): DCLS's
+``degradation`` block with ``mode: GT`` (write the LR set with ``scripts/generate_sv_testset.py`` and use
+``mode: LQGT``) and MMSR training files.
 """
 from __future__ import annotations
 
@@ -48,8 +53,9 @@ DCLS_MODELS = ('DCLS',)
 MANET_NET_KEYS = ('in_nc', 'out_nc', 'nf', 'nb', 'gc', 'manet_nf', 'manet_nb', 'split')
 MANET_TOP_KEYS = ('kernel_size', 'code_length', 'pca_path')
 DCLS_SETTING_KEYS = ('nf', 'nb', 'ng', 'in_nc', 'reduction', 'input_para', 'kernel_size')
-SYNTHESIS_KEYS = ('sig', 'sig1', 'sig2', 'theta', 'rate_iso', 'test_noise', 'noise', 'test_jpeg', 'jpeg', 'sig_min',
-                  'sig_max', 'train_noise', 'noise_high', 'train_jpeg', 'jpeg_low', 'degradation', 'pca_matrix_path')
+SYNTHESIS_KEYS = ('sig', 'sig1', 'sig2', 'theta', 'rate_iso', 'sv_mode', 'test_noise', 'noise', 'test_jpeg', 'jpeg',
+                  'sig_min', 'sig_max', 'train_noise', 'noise_high', 'train_jpeg', 'jpeg_low', 'degradation', 'pca_matrix_path')
+GT_KEYS = ('sig', 'sig1', 'sig2', 'theta', 'rate_iso', 'sv_mode', 'test_noise', 'noise', 'test_jpeg', 'jpeg')
 UNUSED_TOP = ('distortion', 'is_train', 'cal_lr_psnr', 'use_tb_logger')
 UNUSED_PATH = ('results_root', 'root', 'log')
 UNUSED_DATASET = ('data_type', 'color', 'n_workers', 'batch_size', 'use_shuffle', 'phase')
@@ -117,13 +123,47 @@ def _network(opt: Mapping, file, notes: list[str]) -> dict:
                  f'{", ".join(MANET_MODELS + DCLS_MODELS)} from MMSR files (write an ssr file for others)')
 
 
-def _dataset(phase: str, ds: Mapping, file, notes: list[str]) -> tuple[str, dict]:
+def _gt_dataset(key: str, ds: Mapping, opt: Mapping, file, notes: list[str]) -> dict:
+    """``mode: GT``: an ``MMSRGTDataset`` with the file's kernel, noise and JPEG settings."""
+    if isinstance(opt.get('degradation'), Mapping):
+        raise _error(file, 'degradation', 'a DCLS-style degradation block with mode: GT is not translated; write '
+                     'the LR set with scripts/generate_sv_testset.py and use mode: LQGT')
+    out: dict = {'name': ds.get('name', key.split('.')[-1]), 'type': 'MMSRGTDataset'}
+    for k, value in ds.items():
+        if k == 'dataroot_GT':
+            out['dataroot_gt'] = value
+        elif k in ('mode', 'name') or (k == 'dataroot_LQ' and value is None):
+            continue
+        elif k == 'dataroot_LQ':
+            raise _error(file, f'{key}.dataroot_LQ', 'mode GT synthesises the LR images: set dataroot_LQ: ~, or use '
+                         'mode: LQGT to read LR / HR pairs')
+        elif k in UNUSED_DATASET:
+            notes.append(f'{key}.{k}: not used')
+        else:
+            raise _error(file, f'{key}.{k}', 'has no meaning in ssr for a mode: GT test set (known: name, mode, '
+                         f'dataroot_GT, dataroot_LQ: ~, {", ".join(UNUSED_DATASET)})')
+    if not out.get('dataroot_gt'):
+        raise _error(file, f'{key}.dataroot_GT', 'mode GT needs dataroot_GT (the HR images to degrade)')
+    kernel = {k: opt[k] for k in ('sig', 'sig1', 'sig2', 'theta', 'rate_iso', 'sv_mode') if opt.get(k) is not None}
+    out['kernel'] = kernel
+    out['kernel_size'] = int(opt.get('kernel_size', 21))
+    out['noise_level'] = float(opt.get('noise', 0)) if opt.get('test_noise') else 0.0
+    out['jpeg_quality'] = int(opt['jpeg']) if opt.get('test_jpeg') else None
+    out['io_backend'] = {'type': 'lmdb' if str(out['dataroot_gt']).rstrip('/').endswith('.lmdb') else 'disk'}
+    sv = kernel.get('sv_mode', 0)
+    blur = (f"sv_mode {sv}" if sv else 'isotropic sig {}'.format(kernel.get('sig')) if kernel.get('rate_iso', 1) >= 1
+            else f"eigenvalues sig1 {kernel.get('sig1')} / sig2 {kernel.get('sig2')} px², theta {kernel.get('theta')}")
+    notes.append(f"{key} (mode GT) -> MMSRGTDataset: LR synthesised on the fly ({blur}, noise "
+                 f"{out['noise_level']:g}, JPEG {out['jpeg_quality']})")
+    return out
+
+
+def _dataset(phase: str, ds: Mapping, file, notes: list[str], opt: Mapping | None = None) -> tuple[str, dict]:
     mode = ds.get('mode')
     key = f'datasets.{phase}'
+    numbered = re.fullmatch(r'(test|val)(\d+)', phase)
     if mode == 'GT':
-        raise _error(file, f'{key}.mode', 'GT (LR synthesised on the fly from the kernel settings) is not translated '
-                     'yet; write the LR set with scripts/generate_sv_testset.py -i <dataroot_GT> -o <set> and use '
-                     'mode: LQGT with dataroot_GT: <set>/HR, dataroot_LQ: <set>/LR')
+        return (f'{numbered[1]}_{numbered[2]}' if numbered else phase), _gt_dataset(key, ds, opt or {}, file, notes)
     if mode not in ('LQGT', 'GTLQ', 'LQ'):
         raise _error(file, f'{key}.mode', f'expected LQGT, GTLQ, LQ or GT, got {mode!r}')
     out: dict = {'name': ds.get('name', phase)}
@@ -150,7 +190,6 @@ def _dataset(phase: str, ds: Mapping, file, notes: list[str]) -> tuple[str, dict
         raise _error(file, key, 'dataroot_GT and dataroot_LQ must both be LMDB or both folders')
     out['io_backend'] = {'type': 'lmdb' if all(lmdb) else 'disk'}
     out['type'] = 'SingleImageDataset' if mode == 'LQ' else 'PairedImageDataset'
-    numbered = re.fullmatch(r'(test|val)(\d+)', phase)
     name = f'{numbered[1]}_{numbered[2]}' if numbered else phase
     notes.append(f'{key} (mode {mode}) -> datasets.{name} ({out["type"]}, {out["io_backend"]["type"]})')
     return name, out
@@ -185,7 +224,7 @@ def translate_mmsr(opt: Mapping, file: str | os.PathLike, is_train: bool) -> tup
     for phase, ds in (opt.get('datasets') or {}).items():
         if not str(phase).startswith(('test', 'val')):
             raise _error(file, f'datasets.{phase}', 'a test file holds test / val sets only')
-        name, translated = _dataset(str(phase), ds, file, notes)
+        name, translated = _dataset(str(phase), ds, file, notes, opt)
         datasets[name] = translated
     if not datasets:
         raise _error(file, 'datasets', 'no test set (datasets.test1: {mode: LQGT, dataroot_GT, dataroot_LQ})')
@@ -209,13 +248,16 @@ def translate_mmsr(opt: Mapping, file: str | os.PathLike, is_train: bool) -> tup
     out['val'] = {'save_img': True, 'suffix': opt.get('suffix'),
                   'metrics': {'psnr': dict(type='calculate_psnr', **metric),
                               'ssim': dict(type='calculate_ssim', **metric)}}
+    gt_sets = any(isinstance(ds, Mapping) and ds.get('mode') == 'GT' for ds in (opt.get('datasets') or {}).values())
     known = {'name', 'model', 'gpu_ids', 'scale', 'manual_seed', 'network_G', 'datasets', 'path', 'crop_border',
              'suffix'} | set(MANET_TOP_KEYS)
     for key in opt:
         if key in known:
             continue
-        if key in SYNTHESIS_KEYS:
-            notes.append(f'{key}: not used (LR synthesis of mode: GT)')
+        if key in GT_KEYS and gt_sets:
+            notes.append(f'{key} -> the kernel / noise / JPEG of the mode: GT sets')
+        elif key in SYNTHESIS_KEYS:
+            notes.append(f'{key}: not used (LR synthesis of mode: GT; {"training only" if gt_sets else "no GT set"})')
         elif key in UNUSED_TOP:
             notes.append(f'{key}: not used')
         else:

@@ -16,7 +16,7 @@ from tests.conftest import load_script, run_entry, write_options
 MANET = {  # the layout of MANet's options/test/test_stage3.yml, tiny widths
     'name': 'manet_mmsr', 'suffix': None, 'model': 'blind', 'distortion': 'sr', 'scale': 4, 'crop_border': None,
     'gpu_ids': None, 'kernel_size': 11, 'code_length': 6, 'sig': 1.6, 'sig1': 6, 'sig2': 1, 'theta': 0,
-    'rate_iso': 0, 'test_noise': False, 'noise': 15, 'test_jpeg': False, 'jpeg': 70, 'cal_lr_psnr': False,
+    'rate_iso': 0, 'sv_mode': 0, 'test_noise': False, 'noise': 15, 'test_jpeg': False, 'jpeg': 70, 'cal_lr_psnr': False,
     'datasets': {'test1': {'name': 'tiny', 'mode': 'LQGT', 'dataroot_GT': 'HR', 'dataroot_LQ': 'LR'}},
     'network_G': {'which_model_G': 'MANet_s3', 'in_nc': 3, 'out_nc': 3, 'nf': 8, 'nb': 1, 'gc': 4, 'manet_nf': 8,
                   'manet_nb': 1, 'split': 2},
@@ -47,7 +47,7 @@ def test_manet_translation():
     assert opt['path'] == {'strict_load_g': True, 'pretrain_network_g': 'manet.pth', 'param_key_g': None}
     assert opt['val']['metrics']['psnr'] == {'type': 'calculate_psnr', 'crop_border': 4, 'test_y_channel': True}
     # every MMSR key is accounted for in a note or in the translation
-    assert 'gpu_ids: None -> num_gpu: 0' in notes and 'sig1: not used (LR synthesis of mode: GT)' in notes
+    assert 'gpu_ids: None -> num_gpu: 0' in notes and 'sig1: not used (LR synthesis of mode: GT; no GT set)' in notes
     assert 'distortion: not used' in notes
 
 
@@ -59,14 +59,17 @@ def test_dcls_translation():
     assert opt['datasets']['test_1']['io_backend'] == {'type': 'lmdb'}
     assert opt['datasets']['test_2'] == {'name': 'lq_only', 'dataroot_lq': 'lr', 'io_backend': {'type': 'disk'},
                                          'type': 'SingleImageDataset'}
-    assert 'degradation: not used (LR synthesis of mode: GT)' in notes
+    assert 'degradation: not used (LR synthesis of mode: GT; no GT set)' in notes
 
 
 @pytest.mark.parametrize('edit, key, message', [
     (lambda o: o.update(made_up=1), 'made_up', 'has no meaning in ssr'),
     (lambda o: o['network_G'].update(nff=8), 'network_G.nff', 'has no meaning for MANetBlindSR'),
     (lambda o: o['network_G'].update(which_model_G='IKC_SFTMD'), 'network_G.which_model_G', 'is not translated'),
-    (lambda o: o['datasets']['test1'].update(mode='GT'), 'datasets.test1.mode', 'generate_sv_testset.py'),
+    (lambda o: o['datasets']['test1'].update(mode='SR'), 'datasets.test1.mode', 'expected LQGT, GTLQ, LQ or GT'),
+    (lambda o: o['datasets']['test1'].update(mode='GT', dataroot_GT=None, dataroot_LQ=None),
+     'datasets.test1.dataroot_GT', 'mode GT needs dataroot_GT'),
+    (lambda o: o['datasets']['test1'].update(mode='GT'), 'datasets.test1.dataroot_LQ', 'set dataroot_LQ: ~'),
     (lambda o: o['datasets']['test1'].update(GT_size=96), 'datasets.test1.GT_size', 'has no meaning'),
     (lambda o: o['path'].update(pretrain_model_K='k.pth'), 'path.pretrain_model_K', 'has no meaning'),
 ])
@@ -76,6 +79,26 @@ def test_keys_without_meaning_are_errors_naming_them(edit, key, message):
     with pytest.raises(OptionError, match=message) as info:
         translate_mmsr(opt, 'm.yml', is_train=False)
     assert info.value.key == key
+
+
+def test_mode_gt_becomes_an_on_the_fly_dataset_with_the_file_kernel_noise_and_jpeg():
+    opt = copy.deepcopy(MANET)
+    opt['datasets']['test1'] = {'name': 'bsd', 'mode': 'GT', 'dataroot_GT': 'HR', 'dataroot_LQ': None}
+    opt.update(test_noise=True, test_jpeg=True, sv_mode=2)
+    out, notes = translate_mmsr(opt, 'm.yml', is_train=False)
+    assert out['datasets']['test_1'] == {
+        'name': 'bsd', 'type': 'MMSRGTDataset', 'dataroot_gt': 'HR', 'kernel_size': 11, 'noise_level': 15.0,
+        'jpeg_quality': 70, 'io_backend': {'type': 'disk'},
+        'kernel': {'sig': 1.6, 'sig1': 6, 'sig2': 1, 'theta': 0, 'rate_iso': 0, 'sv_mode': 2}}
+    assert any(n.startswith('datasets.test1 (mode GT) -> MMSRGTDataset') and 'sv_mode 2' in n for n in notes)
+    assert 'sig1 -> the kernel / noise / JPEG of the mode: GT sets' in notes
+
+
+def test_mode_gt_with_a_dcls_degradation_block_is_refused():
+    opt = copy.deepcopy(DCLS)
+    opt['datasets'] = {'test1': {'name': 'x', 'mode': 'GT', 'dataroot_GT': 'HR'}}
+    with pytest.raises(OptionError, match='DCLS-style degradation block with mode: GT is not translated'):
+        translate_mmsr(opt, 'd.yml', is_train=False)
 
 
 def test_training_files_are_refused_with_a_reason():
@@ -104,6 +127,24 @@ def test_test_py_runs_the_mmsr_file_as_it_is(tmp_path, paired_folder):
     log = proc.stdout + proc.stderr
     assert 'MMSR-style option file' in log and '# psnr:' in log
     assert len(list((tmp_path / 'results' / 'manet_mmsr' / 'visualization' / 'tiny').glob('*.png'))) == 4
+
+
+@pytest.mark.slow
+def test_test_py_runs_a_mode_gt_file_as_it_is(tmp_path, paired_folder):
+    from ssr.archs.manet_arch import MANetBlindSR
+
+    torch.manual_seed(0)
+    net = MANetBlindSR(nf=8, nb=1, gc=4, kernel_size=11, code_length=6, manet_nf=8)
+    torch.save(net.state_dict(), tmp_path / 'manet.pth')
+    opt = copy.deepcopy(MANET)
+    opt['datasets'] = {'test1': {'name': 'gt', 'mode': 'GT', 'dataroot_GT': str(paired_folder / 'hr'),
+                                 'dataroot_LQ': None}}
+    opt.update(sv_mode=1, test_noise=True)
+    opt['path']['pretrain_model_G'] = str(tmp_path / 'manet.pth')
+    proc = run_entry('test.py', ['-opt', str(write_options(tmp_path / 'test_stage3.yml', opt))], root=tmp_path)
+    log = proc.stdout + proc.stderr
+    assert 'MMSRGTDataset' in log and '# psnr:' in log, log[-3000:]
+    assert len(list((tmp_path / 'results' / 'manet_mmsr' / 'visualization' / 'gt').glob('*.png'))) == 4
 
 
 def test_convert_options_writes_the_translation(tmp_path):

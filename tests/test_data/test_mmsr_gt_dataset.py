@@ -1,0 +1,43 @@
+"""MMSRGTDataset: MANet's mode: GT sets, degraded on the fly with fixed, seeded kernel / noise / JPEG settings."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ssr.data.mmsr_gt_dataset import MMSRGTDataset
+from ssr.ops.sv_blur import sv_blur_downsample
+
+
+def _dataset(folder, **opt):
+    return MMSRGTDataset({'name': 'gt', 'phase': 'test', 'dataroot_gt': str(folder / 'hr'), 'scale': 4,
+                          'kernel_size': 11, **opt})
+
+
+def test_lr_is_the_returned_field_applied_to_gt_then_quantised(paired_folder):
+    ds = _dataset(paired_folder, kernel={'sig1': 4.0, 'sig2': 1.0, 'theta': 0.3, 'rate_iso': 0, 'sv_mode': 2})
+    sample = ds[1]
+    assert sample['lq'].shape == (3, 16, 16) and sample['gt'].shape == (3, 64, 64)
+    assert sample['kernel'].shape == (121, 16, 16)
+    torch.testing.assert_close(sample['kernel'].sum(0), torch.ones(16, 16))
+    expected = (sv_blur_downsample(sample['gt'][None], sample['kernel'][None], 4).clamp(0, 1) * 255).round() / 255
+    torch.testing.assert_close(sample['lq'], expected[0], rtol=0, atol=1e-6)
+    assert len(ds) == 4 and sample['gt_path'].endswith('.png')
+
+
+def test_samples_are_reproducible_and_noise_and_jpeg_apply(paired_folder):
+    clean = _dataset(paired_folder, kernel={'sig': 2.0})[0]['lq']
+    noisy = _dataset(paired_folder, kernel={'sig': 2.0}, noise_level=15, jpeg_quality=40)
+    a, b = noisy[0]['lq'], noisy[0]['lq']
+    assert torch.equal(a, b)
+    assert 0.02 < (a - clean).abs().mean() < 0.2  # 15/255 noise plus JPEG, not a different image
+
+
+@pytest.mark.parametrize(('opt', 'match'), [
+    ({'kernel': {'sigma': 2}}, r"kernel: unknown key\(s\) \['sigma'\]"),
+    ({'kernel': {'sv_mode': 3}}, 'needs rate_iso: 0'),
+    ({'kernel_size': 10}, 'kernel_size must be odd'),
+    ({'jpeg_quality': 0}, 'jpeg_quality in'),
+])
+def test_bad_options_name_the_key(paired_folder, opt, match):
+    with pytest.raises(ValueError, match=match):
+        _dataset(paired_folder, **opt)
