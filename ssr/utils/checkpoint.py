@@ -49,7 +49,9 @@ def safe_torch_load(path: str | os.PathLike):
     """``torch.load(path, map_location='cpu', weights_only=True)`` with errors that name the file."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f'checkpoint {str(path)!r} does not exist')
+        from ssr.utils.paths import root_hint
+
+        raise FileNotFoundError(f'checkpoint {str(path)!r} does not exist{root_hint()}')
     try:
         return torch.load(path, map_location='cpu', weights_only=True)
     except Exception as e:  # noqa: BLE001 - re-raised with the path and what to try

@@ -93,7 +93,9 @@ def load_yaml(path: str | os.PathLike, _chain: tuple[Path, ...] = ()) -> Ordered
         raise OptionError(_chain[-1], BASE_KEY, f'circular inheritance: {" -> ".join(map(str, _chain + (path,)))}')
     if not path.is_file():
         named_by = f' (named in {_chain[-1]})' if _chain else ''
-        raise FileNotFoundError(f'option file {str(path)!r} does not exist{named_by}')
+        from ssr.utils.paths import root_hint
+
+        raise FileNotFoundError(f'option file {str(path)!r} does not exist{named_by}{root_hint()}')
     try:
         with open(path, encoding='utf-8') as f:
             opt = yaml.load(f, Loader=_ordered_loader())
@@ -403,7 +405,7 @@ def inference_options(path: str | os.PathLike, device: str = 'cpu') -> OrderedDi
         FileNotFoundError: the option file does not exist.
         ValueError: ``device`` is neither ``cpu`` nor ``cuda``.
     """
-    from ssr.utils.paths import repo_root
+    from ssr.utils.paths import repo_root, root_hint
 
     if device not in ('cpu', 'cuda'):
         raise ValueError(f'device {device!r} not in (cpu, cuda)')
@@ -411,7 +413,7 @@ def inference_options(path: str | os.PathLike, device: str = 'cpu') -> OrderedDi
     if not found.is_file() and not found.is_absolute() and (repo_root() / found).is_file():
         found = repo_root() / found
     if not found.is_file():
-        raise FileNotFoundError(f'option file {str(path)!r} does not exist')
+        raise FileNotFoundError(f'option file {str(path)!r} does not exist{root_hint()}')
     opt = load_options(found, is_train=False)
     opt.update(dist=False, rank=0, world_size=1, is_train=False, num_gpu=1 if device == 'cuda' else 0)
     return opt
