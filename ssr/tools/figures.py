@@ -16,7 +16,8 @@ from torch import Tensor
 
 from ssr.utils.visualize import crops_side_by_side, kernel_variance_map
 
-__all__ = ['kernel_heatmap_figure', 'depth_figure', 'crops_figure', 'svkr_strip', 'svkr_strip_figure']
+__all__ = ['DEPTH_UNIT', 'VARIANCE_UNIT', 'kernel_heatmap_figure', 'depth_figure', 'crops_figure', 'map_figure',
+           'svkr_strip', 'svkr_strip_figure']
 
 
 def kernel_heatmap_figure(path: str | Path, height: int, vmin: float | None = None,
@@ -30,7 +31,7 @@ def kernel_heatmap_figure(path: str | Path, height: int, vmin: float | None = No
     lo = float(var.min()) if vmin is None else float(vmin)
     hi = float(var.max()) if vmax is None else float(vmax)
     title = f'{Path(path).stem}: kernel variance {float(var.min()):.2f}-{float(var.max()):.2f} px$^2$'
-    return _map_figure(var, 'viridis', lo, hi, VARIANCE_UNIT, title, height)
+    return map_figure(var, 'viridis', lo, hi, VARIANCE_UNIT, title, height)
 
 
 def depth_figure(path: str | Path, height: int) -> np.ndarray:
@@ -42,7 +43,7 @@ def depth_figure(path: str | Path, height: int) -> np.ndarray:
     title = f'{Path(path).stem}: depth (near = bright)'
     if float(depth.max()) - float(depth.min()) < 1e-6:
         title += f', constant {float(depth.mean()):.3f}'
-    return _map_figure(depth, 'magma', 0.0, 1.0, DEPTH_UNIT, title, height)
+    return map_figure(depth, 'magma', 0.0, 1.0, DEPTH_UNIT, title, height)
 
 
 def crops_figure(images: Mapping[str, str | Path], box: tuple[int, int, int, int], zoom: int) -> np.ndarray:
@@ -67,7 +68,7 @@ VARIANCE_UNIT = 'kernel variance (HR px$^2$)'
 DPI = 100
 
 
-def _map_figure(values: np.ndarray, cmap: str, lo: float, hi: float, unit: str, title: str,
+def map_figure(values: np.ndarray, cmap: str, lo: float, hi: float, unit: str, title: str,
                 height: int) -> np.ndarray:
     """One map with a titled colour bar, drawn on matplotlib's Agg canvas; (H, W, 3) uint8 BGR."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg

@@ -176,6 +176,7 @@ def output_paths(source: Path, out_dir: Path, settings: Settings, rel: Path | No
         paths['kernel_field'] = base.with_name(base.name + '_kernel.npz')
     if settings.save_depth:
         paths['depth'] = base.with_name(base.name + '_depth.png')
+        paths['depth_figure'] = base.with_name(base.name + '_depth_vis.png')
     return paths
 
 
@@ -219,7 +220,8 @@ def _encode_outputs(paths: dict[str, Path], sr: np.ndarray, kernel, depth, alpha
     import cv2
 
     from ssr.data.image_io import encode_depth_png
-    from ssr.utils.visualize import colorize, kernel_variance_map
+    from ssr.tools.figures import DEPTH_UNIT, VARIANCE_UNIT
+    from ssr.utils.visualize import kernel_variance_map
 
     data = {}
     if 'sr' in paths:
@@ -234,18 +236,36 @@ def _encode_outputs(paths: dict[str, Path], sr: np.ndarray, kernel, depth, alpha
         log.warning('the model estimates no kernel field: no %s written', paths.get('kernel'))
     elif 'kernel' in paths or 'kernel_field' in paths:
         if 'kernel' in paths:
-            ok, buf = cv2.imencode('.png', colorize(kernel_variance_map(torch.from_numpy(kernel)), 'viridis'))
+            variance = kernel_variance_map(torch.from_numpy(kernel)).numpy()
+            title = f'{paths["kernel"].stem.removesuffix("_kernel_var")}: estimated kernel variance'
+            ok, buf = cv2.imencode('.png', _captioned(variance, 'viridis', VARIANCE_UNIT, title, 0.0, float(variance.max())))
             data['kernel'] = buf.tobytes()
         if 'kernel_field' in paths:
             stream = io.BytesIO()
             np.savez_compressed(stream, kernel=kernel.astype(np.float16))
             data['kernel_field'] = stream.getvalue()
-    if 'depth' in paths:
+    if 'depth' in paths or 'depth_figure' in paths:
         if depth is None:
-            log.warning('the model estimates no depth: no %s written', paths['depth'])
+            log.warning('the model estimates no depth: no %s written', paths.get('depth'))
         else:
-            data['depth'] = encode_depth_png(depth)
+            if 'depth' in paths:
+                data['depth'] = encode_depth_png(depth)  # the data (16-bit), readable as dataroot_depth
+            if 'depth_figure' in paths:
+                stem = paths['depth_figure'].stem.removesuffix('_depth_vis')
+                constant = float(depth.max() - depth.min()) == 0.0
+                title = (f'{stem}: constant depth {float(depth.flat[0]):.2f} (no depth network; svkr.depth: none)'
+                         if constant else f'{stem}: estimated depth')
+                ok, buf = cv2.imencode('.png', _captioned(depth, 'magma', DEPTH_UNIT, title, 0.0, 1.0))
+                data['depth_figure'] = buf.tobytes()
     return data
+
+
+def _captioned(values: np.ndarray, cmap: str, unit: str, title: str, lo: float, hi: float) -> np.ndarray:
+    """A map with a title and a colour bar in ``unit`` from ``lo`` to ``hi`` (matplotlib: kernel variance from 0, so
+    a small spread does not look dramatic; depth over its whole [0, 1]), BGR uint8, at least 256 px high."""
+    from ssr.tools.figures import map_figure
+
+    return map_figure(values, cmap, lo, hi, unit, title, min(max(values.shape[0], 256), 768))
 
 
 def _write_all(paths: dict[str, Path], data: dict[str, bytes]) -> None:
@@ -279,7 +299,7 @@ def process_file(pipe, source: Path, paths: dict[str, Path], settings: Settings,
     rgb, alpha, gray, sixteen = read_image(source)
     sr, kernel, depth = super_resolve_image(pipe, rgb, settings.tile, settings.overlap, bf16=settings.bf16,
                                             keep_kernel='kernel' in todo or 'kernel_field' in todo,
-                                            keep_depth='depth' in todo)
+                                            keep_depth='depth' in todo or 'depth_figure' in todo)
     _write_all(todo, _encode_outputs(todo, sr, kernel, depth, alpha, gray, sixteen, log))
     return 'written'
 
