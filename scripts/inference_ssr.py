@@ -68,10 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help='LR pixels shared by neighbouring tiles, Gaussian-blended; below --tile (default: 16)')
     parser.add_argument('--save-kernel', action='store_true',
                         help='also write <stem><suffix>_kernel_var.png (per-pixel kernel variance, titled, colour bar '
-                             'in HR px²) and <stem><suffix>_kernel.npz (the LR-grid field, key "kernel", float16) (default: off)')
+                             'in HR px²) and <stem><suffix>_kernel.npz (the LR-grid field, key "kernel", float16) '
+                             '(default: off)')
     parser.add_argument('--save-depth', action='store_true',
                         help='also write <stem><suffix>_depth.png, the depth as 16-bit PNG, and '
-                             '<stem><suffix>_depth_vis.png, a titled figure that says when the depth is a constant map (default: off)')
+                             '<stem><suffix>_depth_vis.png, a titled figure that says when the depth is a constant map '
+                             '(default: off)')
     parser.add_argument('--overwrite', action='store_true',
                         help='rewrite existing outputs (default: off, images whose outputs exist are skipped)')
     parser.add_argument('--suffix', default='_SR', help='appended to each output stem (default: _SR)')
