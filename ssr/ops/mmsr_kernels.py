@@ -115,7 +115,8 @@ def mmsr_kernel_params(spec: MMSRKernelSpec, hr_size: tuple[int, int], scale: in
                                  float(torch.rand((), generator=generator, dtype=torch.float64)) < spec.rate_iso)
     if iso:
         sigma = torch.full((1, h, w), float(spec.sig))
-        return {'sigma1': sigma, 'sigma2': sigma.clone(), 'theta': torch.zeros(1, h, w), 'isotropic': torch.tensor(True)}
+        return {'sigma1': sigma, 'sigma2': sigma.clone(), 'theta': torch.zeros(1, h, w),
+                'isotropic': torch.tensor(True)}
     if spec.sv_mode == 0:
         var1, var2 = torch.full((h, w), float(spec.sig1)), torch.full((h, w), float(spec.sig2))
         theta = torch.full((h, w), float(spec.theta))

@@ -235,8 +235,9 @@ class SamplerConfig:
         opt = dict(sampler or {})
         unknown = sorted(set(opt) - set(SAMPLER_KEYS))
         if unknown:
-            raise ValueError(f'sampler: unknown key(s) {unknown} (closest known: '
-                             f'{", ".join(closest_first(unknown[0], SAMPLER_KEYS)[:2])}); allowed: {list(SAMPLER_KEYS)}')
+            closest = ', '.join(closest_first(unknown[0], SAMPLER_KEYS)[:2])
+            raise ValueError(f'sampler: unknown key(s) {unknown} (closest known: {closest}); allowed: '
+                             f'{list(SAMPLER_KEYS)}')
         tile = dict(opt.get('tile') or {})
         unknown = sorted(set(tile) - {'size', 'overlap'})
         if unknown:
