@@ -52,6 +52,7 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch import Tensor, nn
 
 from ssr.archs.maconv import MAConv
+from ssr.ops.mmsr_kernels import manet_field_to_ssr, ssr_field_to_manet  # noqa: F401  (re-exported)
 from ssr.utils.checkpoint import safe_torch_load
 
 __all__ = [
@@ -74,57 +75,6 @@ _SFT_HIDDEN = 32
 def _check_layout(kernel_layout: str) -> None:
     if kernel_layout not in KERNEL_LAYOUTS:
         raise ValueError(f'kernel_layout {kernel_layout!r} not in {KERNEL_LAYOUTS}')
-
-
-def _shift_field(field: Tensor, shift: int) -> Tensor:
-    """Moves every kernel of a field ``shift`` taps down-right (negative: up-left), zero fill, renormalised.
-
-    Mass pushed off the k x k support is dropped and the rest rescaled to sum 1; kernels with no mass left stay 0.
-    """
-    if field.dim() != 4:
-        raise ValueError(f'kernel field must be (B, k*k, h, w), got shape {tuple(field.shape)}')
-    k = math.isqrt(field.shape[1])
-    if k * k != field.shape[1]:
-        raise ValueError(f'kernel field channel count {field.shape[1]} is not a square k*k')
-    if abs(shift) >= k:
-        raise ValueError(f'shift {shift} must be smaller than the kernel size {k}')
-    if shift == 0:
-        return field
-    b, _, h, w = field.shape
-    kernels = field.reshape(b, k, k, h, w)
-    out = torch.zeros_like(kernels)
-    src = slice(0, k - shift) if shift > 0 else slice(-shift, k)
-    dst = slice(shift, k) if shift > 0 else slice(0, k + shift)
-    out[:, dst, dst] = kernels[:, src, src]
-    out = out.reshape(b, k * k, h, w)
-    total = out.sum(dim=1, keepdim=True)
-    return out / torch.where(total == 0, torch.ones_like(total), total)
-
-
-def manet_field_to_ssr(field: Tensor, scale: int) -> Tensor:
-    """Kernel field in MANet's layout (centre at r - (s-1)/2) -> ssr's (centre at r + (s-1)/2).
-
-    Args:
-        field: (B, k*k, h, w), each kernel sums to 1.
-        scale: s >= 1; the kernels move s - 1 taps down and right.
-
-    Returns:
-        (B, k*k, h, w), each kernel sums to 1 (the last s - 1 rows and columns, which are empty for MANet's own
-        Gaussians, are dropped and the remainder renormalised).
-
-    Raises:
-        ValueError: for a field that is not (B, k*k, h, w) or a scale < 1 or >= k + 1.
-    """
-    if scale < 1:
-        raise ValueError(f'scale must be >= 1, got {scale}')
-    return _shift_field(field, scale - 1)
-
-
-def ssr_field_to_manet(field: Tensor, scale: int) -> Tensor:
-    """Inverse of :func:`manet_field_to_ssr`: moves every kernel s - 1 taps up and left (renormalised)."""
-    if scale < 1:
-        raise ValueError(f'scale must be >= 1, got {scale}')
-    return _shift_field(field, 1 - scale)
 
 
 def manet_variances_to_ssr_sigmas(var1: Tensor | float, var2: Tensor | float,

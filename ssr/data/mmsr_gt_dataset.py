@@ -14,7 +14,7 @@ from ssr.data.image_io import hwc_to_chw_tensor
 from ssr.data.image_source import ImageSource, backend_of
 from ssr.ops.jpeg import jpeg_compress
 from ssr.ops.kernel_field import kernel_field_from_params
-from ssr.ops.mmsr_kernels import MMSRKernelSpec, mmsr_kernel_params
+from ssr.ops.mmsr_kernels import MMSRKernelSpec, mmsr_kernel_params, ssr_field_to_manet
 from ssr.ops.noise import add_gaussian_noise
 from ssr.ops.sv_blur import sv_blur_downsample, uniform_blur_downsample
 
@@ -24,6 +24,12 @@ KERNEL_KEYS = ('sig', 'sig1', 'sig2', 'theta', 'rate_iso', 'sv_mode')
 @DATASET_REGISTRY.register()
 class MMSRGTDataset(data.Dataset):
     """HR images -> fixed (seeded) blur of an MMSR kernel setting -> s-fold subsampling -> noise -> JPEG -> 8 bit.
+
+    With ``convention: mmsr`` (the default) the LR is made as MANet's ``SRMDPreprocessing`` makes it: the kernels in
+    MANet's top-left layout, replicate padding, ``[::s]`` subsampling, so MANet / DCLS networks see the LR grid they
+    were trained on (their SR output aligns with the HR image). ``convention: ssr`` uses ssr's layout and reflect
+    padding (ssr's own networks' grid). The returned ``kernel`` is in ssr's layout either way, the layout
+    ``MANetBlindSR(kernel_layout='ssr')`` and ssr's estimators return, so kernel metrics compare like with like.
 
     Option keys:
         dataroot_gt (str): HR folder or BasicSR LMDB; images are mod-cropped to the scale.
@@ -37,6 +43,7 @@ class MMSRGTDataset(data.Dataset):
         noise_level (float): Gaussian noise std in 0-255 units added to every LR image (0 = none, the default).
         jpeg_quality (int or null): JPEG quality of every LR image (null = none, the default).
         seed (int): seeds the per-image draws (``rate_iso`` in (0, 1), ``sv_mode: 5``, the noise); default 0.
+        convention (str): ``mmsr`` (default) or ``ssr``, see above.
 
     Returns (per sample):
         ``{'lq': (3, h, w), 'gt': (3, s*h, s*w), 'kernel': (k*k, h, w) summing to 1, 'lq_path', 'gt_path'}``;
@@ -45,7 +52,7 @@ class MMSRGTDataset(data.Dataset):
     """
 
     OPTION_KEYS = ('dataroot_gt', 'io_backend', 'meta_info_file', 'scale', 'kernel_size', 'kernel', 'noise_level',
-                   'jpeg_quality', 'seed')
+                   'jpeg_quality', 'seed', 'convention')
 
     def __init__(self, opt: dict[str, Any]):
         super().__init__()
@@ -70,6 +77,9 @@ class MMSRGTDataset(data.Dataset):
             raise ValueError(f'{label}: noise_level must be >= 0 and jpeg_quality in [1, 100] or null, got '
                              f'{self.noise_level}, {self.jpeg_quality}')
         self.seed = int(opt.get('seed', 0))
+        self.convention = opt.get('convention', 'mmsr')
+        if self.convention not in ('mmsr', 'ssr'):
+            raise ValueError(f"{label}: convention must be mmsr or ssr, got {self.convention!r}")
         self.gt = ImageSource(opt['dataroot_gt'], backend_of(opt['dataroot_gt'], opt.get('io_backend')),
                               opt.get('meta_info_file'), option='dataroot_gt')
 
@@ -86,10 +96,13 @@ class MMSRGTDataset(data.Dataset):
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + index)
         params = mmsr_kernel_params(self.spec, (hh, ww), s, generator)
         field = kernel_field_from_params(params['sigma1'], params['sigma2'], params['theta'], k, s)
+        blur, padding = field, 'reflect'
+        if self.convention == 'mmsr':
+            blur, padding = ssr_field_to_manet(field, s), 'replicate'
         if self.spec.sv_mode == 0:  # one kernel: a strided convolution
-            lq = uniform_blur_downsample(gt[None], field[:, :, 0, 0].reshape(1, k, k), s)
+            lq = uniform_blur_downsample(gt[None], blur[:, :, 0, 0].reshape(1, k, k), s, padding=padding)
         else:
-            lq = sv_blur_downsample(gt[None], field, s)
+            lq = sv_blur_downsample(gt[None], blur, s, padding=padding)
         if self.noise_level:
             lq = add_gaussian_noise(lq.clamp(0, 1), self.noise_level / 255.0, generator=generator)
         if self.jpeg_quality is not None:

@@ -21,10 +21,12 @@ reads them:
   ====  ================================================================================
 
 :func:`mmsr_kernel_params` returns per-LR-pixel ``(sigma1, sigma2, theta)`` (standard deviations: the square roots
-of MANet's eigenvalues) for :func:`ssr.ops.kernel_field.kernel_field_from_params`; LR pixel (i, j) takes the block
-of HR pixel (s i, s j), the one MANet's stride-s subsampling keeps. The kernels follow ssr's conventions (centred at
-offset (s - 1) / 2, ssr's angle convention), so an LR image synthesised from them matches MANet's in blur, not bit
-for bit.
+of MANet's eigenvalues; the angle convention is the same) for :func:`ssr.ops.kernel_field.kernel_field_from_params`;
+LR pixel (i, j) takes the block of HR pixel (s i, s j), the one MANet's stride-s subsampling keeps.
+
+Kernel layouts: MANet stores its Gaussians in the top-left (k - s + 1)^2 corner of the k x k array (centre at
+r - (s - 1) / 2), ssr centres them at r + (s - 1) / 2; :func:`ssr_field_to_manet` / :func:`manet_field_to_ssr` move a
+field between the two (``ssr.archs.manet_arch`` explains what that does to the LR grid).
 """
 from __future__ import annotations
 
@@ -34,10 +36,61 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-__all__ = ['SV_MODES', 'MMSRKernelSpec', 'mmsr_kernel_params']
+__all__ = ['SV_MODES', 'MMSRKernelSpec', 'manet_field_to_ssr', 'mmsr_kernel_params', 'ssr_field_to_manet']
 
 SV_MODES = (0, 1, 2, 3, 4, 5, 6)
 BLOCK = 40  # MANet's divide_H / divide_W: HR pixels per block side
+
+
+def _shift_field(field: Tensor, shift: int) -> Tensor:
+    """Moves every kernel of a field ``shift`` taps down-right (negative: up-left), zero fill, renormalised.
+
+    Mass pushed off the k x k support is dropped and the rest rescaled to sum 1; kernels with no mass left stay 0.
+    """
+    if field.dim() != 4:
+        raise ValueError(f'kernel field must be (B, k*k, h, w), got shape {tuple(field.shape)}')
+    k = math.isqrt(field.shape[1])
+    if k * k != field.shape[1]:
+        raise ValueError(f'kernel field channel count {field.shape[1]} is not a square k*k')
+    if abs(shift) >= k:
+        raise ValueError(f'shift {shift} must be smaller than the kernel size {k}')
+    if shift == 0:
+        return field
+    b, _, h, w = field.shape
+    kernels = field.reshape(b, k, k, h, w)
+    out = torch.zeros_like(kernels)
+    src = slice(0, k - shift) if shift > 0 else slice(-shift, k)
+    dst = slice(shift, k) if shift > 0 else slice(0, k + shift)
+    out[:, dst, dst] = kernels[:, src, src]
+    out = out.reshape(b, k * k, h, w)
+    total = out.sum(dim=1, keepdim=True)
+    return out / torch.where(total == 0, torch.ones_like(total), total)
+
+
+def manet_field_to_ssr(field: Tensor, scale: int) -> Tensor:
+    """Kernel field in MANet's layout (centre at r - (s-1)/2) -> ssr's (centre at r + (s-1)/2).
+
+    Args:
+        field: (B, k*k, h, w), each kernel sums to 1.
+        scale: s >= 1; the kernels move s - 1 taps down and right.
+
+    Returns:
+        (B, k*k, h, w), each kernel sums to 1 (the last s - 1 rows and columns, which are empty for MANet's own
+        Gaussians, are dropped and the remainder renormalised).
+
+    Raises:
+        ValueError: for a field that is not (B, k*k, h, w) or a scale < 1 or >= k + 1.
+    """
+    if scale < 1:
+        raise ValueError(f'scale must be >= 1, got {scale}')
+    return _shift_field(field, scale - 1)
+
+
+def ssr_field_to_manet(field: Tensor, scale: int) -> Tensor:
+    """Inverse of :func:`manet_field_to_ssr`: moves every kernel s - 1 taps up and left (renormalised)."""
+    if scale < 1:
+        raise ValueError(f'scale must be >= 1, got {scale}')
+    return _shift_field(field, 1 - scale)
 
 
 @dataclass(frozen=True)

@@ -31,8 +31,8 @@ MMSR key                                      ssr / BasicSR key
 (:mod:`ssr.data.mmsr_gt_dataset`) built from the file's top-level ``sig`` (isotropic std), ``sig1`` / ``sig2``
 (anisotropic covariance eigenvalues, px², converted to standard deviations), ``theta``, ``rate_iso``, ``sv_mode``
 (MANet's spatially variant patterns 1-6, :mod:`ssr.ops.mmsr_kernels`), ``test_noise`` / ``noise`` and
-``test_jpeg`` / ``jpeg``, with ``kernel_size``; the LR matches MANet's in blur, not bit for bit (ssr's kernel centring
-and reflect padding). Training-only synthesis keys (``sig_min`` / ``sig_max``, ``train_noise``, ``noise_high``,
+``test_jpeg`` / ``jpeg``, with ``kernel_size``; the LR is made on MANet's grid (its kernel layout, replicate padding,
+``[0::s]``: equal to MANet's recipe up to float rounding, tested), so MANet's networks see what they were trained on. Training-only synthesis keys (``sig_min`` / ``sig_max``, ``train_noise``, ``noise_high``,
 ``train_jpeg``, ``jpeg_low``, ``pca_matrix_path``) and MMSR bookkeeping (``distortion``, ``is_train``,
 ``cal_lr_psnr``, ``use_tb_logger``, ``path.results_root`` / ``root`` / ``log``, ``data_type``, ``color``) are noted as
 not used. Every other key is an :class:`OptionError` naming it. Not translated (an error that says so): DCLS's

@@ -13,13 +13,21 @@ def _dataset(folder, **opt):
                           'kernel_size': 11, **opt})
 
 
-def test_lr_is_the_returned_field_applied_to_gt_then_quantised(paired_folder):
-    ds = _dataset(paired_folder, kernel={'sig1': 4.0, 'sig2': 1.0, 'theta': 0.3, 'rate_iso': 0, 'sv_mode': 2})
+@pytest.mark.parametrize('convention', ['mmsr', 'ssr'])
+def test_lr_is_the_returned_field_applied_to_gt_then_quantised(paired_folder, convention):
+    from ssr.ops.mmsr_kernels import ssr_field_to_manet
+
+    ds = _dataset(paired_folder, kernel={'sig1': 4.0, 'sig2': 1.0, 'theta': 0.3, 'rate_iso': 0, 'sv_mode': 2},
+                  convention=convention)
     sample = ds[1]
     assert sample['lq'].shape == (3, 16, 16) and sample['gt'].shape == (3, 64, 64)
     assert sample['kernel'].shape == (121, 16, 16)
     torch.testing.assert_close(sample['kernel'].sum(0), torch.ones(16, 16))
-    expected = (sv_blur_downsample(sample['gt'][None], sample['kernel'][None], 4).clamp(0, 1) * 255).round() / 255
+    field, padding = sample['kernel'][None], 'reflect'
+    if convention == 'mmsr':  # MANet's grid: its kernel layout and replicate padding
+        field, padding = ssr_field_to_manet(field, 4), 'replicate'
+    blurred = sv_blur_downsample(sample['gt'][None], field, 4, padding=padding)
+    expected = (blurred.clamp(0, 1) * 255).round() / 255
     torch.testing.assert_close(sample['lq'], expected[0], rtol=0, atol=1e-6)
     assert len(ds) == 4 and sample['gt_path'].endswith('.png')
 
@@ -41,3 +49,25 @@ def test_samples_are_reproducible_and_noise_and_jpeg_apply(paired_folder):
 def test_bad_options_name_the_key(paired_folder, opt, match):
     with pytest.raises(ValueError, match=match):
         _dataset(paired_folder, **opt)
+
+
+def test_mmsr_convention_is_manets_synthesis(paired_folder):
+    """MANet's own recipe, written from its definitions: an isotropic Gaussian on the (k - s + 1)^2 grid in the
+    top-left corner of the k x k array, replicate padding, correlation, [0::s]."""
+    import torch.nn.functional as F
+
+    k, s, sigma = 11, 4, 1.7
+    n = k - s + 1
+    c = (n - 1) / 2.0
+    yy, xx = torch.meshgrid(torch.arange(n, dtype=torch.float64) - c, torch.arange(n, dtype=torch.float64) - c,
+                            indexing='ij')
+    kernel = torch.zeros(k, k, dtype=torch.float64)
+    kernel[:n, :n] = torch.exp(-(xx ** 2 + yy ** 2) / (2 * sigma ** 2))
+    kernel /= kernel.sum()
+    sample = _dataset(paired_folder, kernel={'sig': sigma})[2]
+    hr = sample['gt'][None].double()
+    padded = F.pad(hr, (k // 2,) * 4, mode='replicate')
+    blurred = F.conv2d(padded.view(3, 1, *padded.shape[-2:]), kernel.view(1, 1, k, k)).view(1, 3, *hr.shape[-2:])
+    expected = ((blurred[..., ::s, ::s].clamp(0, 1) * 255).round() / 255).float()[0]
+    diff = (sample['lq'] - expected).abs()
+    assert diff.max() <= 1 / 255 + 1e-6 and (diff > 1e-6).float().mean() < 0.02  # at most a rounding step, rarely
