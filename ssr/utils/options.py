@@ -47,6 +47,15 @@ PATH_FAMILIES = ('pretrain_network_', 'param_key_', 'strict_load_')
 # keys of a datasets.* block that BasicSR itself reads (options parser, build_dataset, build_dataloader, prefetchers)
 LOADER_KEYS = ('name', 'type', 'phase', 'scale', 'use_shuffle', 'num_worker_per_gpu', 'batch_size_per_gpu',
                'dataset_enlarge_ratio', 'prefetch_mode', 'num_prefetch_queue', 'pin_memory', 'persistent_workers')
+# keys of a datasets.* block that ssr's models read (on-device synthesis: ssr.models.sv_synthesis)
+MODEL_DATASET_KEYS = ('synthesis', 'degradation')
+# the option keys of BasicSR 1.4.2's image datasets that ssr's files and the MMSR translation use (read off their
+# __init__ / __getitem__); BasicSR's other datasets are not checked
+BASICSR_DATASET_KEYS = {
+    'PairedImageDataset': ('dataroot_gt', 'dataroot_lq', 'meta_info_file', 'io_backend', 'filename_tmpl', 'gt_size',
+                           'use_hflip', 'use_rot', 'color', 'mean', 'std', 'scale'),
+    'SingleImageDataset': ('dataroot_lq', 'meta_info_file', 'io_backend', 'color', 'mean', 'std', 'scale'),
+}
 # keys a val.metrics.* block may give any metric (BasicSR passes one block's keys to the function as keywords)
 COMMON_METRIC_KEYS = ('type', 'better', 'crop_border', 'test_y_channel', 'input_order')
 
@@ -323,8 +332,9 @@ def validate_options(opt: Mapping, file: str | os.PathLike, is_train: bool) -> N
         _require(file, ds, key, 'type', str)
         _check_registered(file, f'{key}.type', ds['type'], DATASET_REGISTRY, 'dataset')
         known = getattr(DATASET_REGISTRY.get(ds['type']), 'OPTION_KEYS', None)  # ssr's datasets declare theirs
+        known = BASICSR_DATASET_KEYS.get(ds['type']) if known is None else known
         if known is not None:
-            _check_block_keys(file, key, ds, tuple(known) + LOADER_KEYS)
+            _check_block_keys(file, key, ds, tuple(known) + LOADER_KEYS + MODEL_DATASET_KEYS)
         if phase == 'train':
             _require(file, ds, key, 'batch_size_per_gpu', int)
             _require(file, ds, key, 'num_worker_per_gpu', int)

@@ -104,6 +104,7 @@ def test_an_ssr_dataset_block_is_valid_with_its_own_and_basicsr_loader_keys():
 @pytest.mark.parametrize('edit, key, closest', [
     (lambda o: _sv_train_dataset(o, gt_sise=32), 'datasets.train.gt_sise', 'gt_size'),
     (lambda o: _sv_train_dataset(o, depth_sorce='file'), 'datasets.train.depth_sorce', 'depth_source'),
+    (lambda o: o['datasets']['train'].update(use_hflp=True), 'datasets.train.use_hflp', 'use_hflip'),
     (lambda o: o.update(val={'val_freq': 5, 'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_boder': 4}}}),
      'val.metrics.psnr.crop_boder', 'crop_border'),
     (lambda o: o.update(val={'val_freq': 5, 'metrics': {'k': {'type': 'calculate_kernel_psnr', 'test_y_chanel': 1}}}),
