@@ -98,3 +98,13 @@ def no_download(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.hub, '_hub_dir', str(home / 'hub'))
     yield home
     assert not home.exists(), 'the test touched the torch hub cache (a download was attempted)'
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now, for a DDP rendezvous (fixed ports collide when two test runs share a
+    machine)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]

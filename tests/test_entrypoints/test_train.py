@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import run_entry, write_options
+from tests.conftest import free_port, run_entry, write_options
 from tests.test_entrypoints.tiny_options import tiny_train_options
 
 LOSS_LINE = re.compile(r'iter:\s*([\d,]+).*?l_pix: ([-+.\deE]+)')
@@ -91,7 +91,7 @@ def test_torchrun_two_cpu_processes(tmp_path, paired_folder):
     opt = tiny_train_options(paired_folder, 'ddp', total_iter=4, save_freq=4)
     path = write_options(tmp_path / 'ddp.yml', opt)
     proc = run_entry('train.py', ['-opt', str(path), '--launcher', 'pytorch'], root=tmp_path,
-                     launcher=[torchrun, '--nproc_per_node=2', '--master_port=29613'])
+                     launcher=[torchrun, '--nproc_per_node=2', f'--master_port={free_port()}'])
     log = proc.stdout + proc.stderr
     assert 'World size (gpu number): 2' in log
     assert set(logged_losses(log)) >= {1, 2, 3, 4}
@@ -104,21 +104,21 @@ def test_torchrun_resume_restores_every_ranks_rng(tmp_path, paired_folder):
     if torchrun is None:
         pytest.skip('torchrun is not installed beside this python')
 
-    def ddp(opt: dict, port: int, *extra: str) -> str:
+    def ddp(opt: dict, *extra: str) -> str:
         path = write_options(tmp_path / f'{opt["name"]}_{opt["train"]["total_iter"]}.yml', opt)
         proc = run_entry('train.py', ['-opt', str(path), '--launcher', 'pytorch', *extra], root=tmp_path,
-                         launcher=[torchrun, '--nproc_per_node=2', f'--master_port={port}'])
+                         launcher=[torchrun, '--nproc_per_node=2', f'--master_port={free_port()}'])
         return proc.stdout + proc.stderr
 
     base = tiny_train_options(paired_folder, 'ddp_ref', total_iter=8, save_freq=3)
     base['datasets']['train']['dataset_enlarge_ratio'] = 3  # 12 samples / 2 ranks / batch 2 = 3 batches per epoch
-    ref = logged_losses(ddp(base, 29623))
+    ref = logged_losses(ddp(base))
     cut = dict(base, name='ddp_cut', train=dict(base['train'], total_iter=4))
-    ddp(cut, 29624)
+    ddp(cut)
     state = torch.load(tmp_path / 'experiments/ddp_cut/training_states/3.state', weights_only=True)
     assert len(state['rng_per_rank']) == 2
     assert not torch.equal(state['rng_per_rank'][0]['torch'], state['rng_per_rank'][1]['torch'])
-    resumed = logged_losses(ddp(dict(base, name='ddp_cut'), 29625, '--auto_resume'))
+    resumed = logged_losses(ddp(dict(base, name='ddp_cut'), '--auto_resume'))
     assert sorted(resumed) == list(range(4, 9))
     assert resumed == {i: ref[i] for i in range(4, 9)}
     a = torch.load(tmp_path / 'experiments/ddp_ref/models/net_g_latest.pth', weights_only=True)['params']

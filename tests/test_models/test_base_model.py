@@ -13,7 +13,7 @@ from torch import nn
 
 from ssr.models.base_model import SVBaseModel
 from ssr.utils.checkpoint import atomic_torch_save
-from tests.conftest import REPO
+from tests.conftest import REPO, free_port
 
 TINY_RRDB = {'type': 'RRDBNet', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 4, 'num_block': 1, 'num_grow_ch': 4,
              'scale': 4}
@@ -130,7 +130,7 @@ def test_atomic_save_never_leaves_a_truncated_file(tmp_path):
 def test_ddp_wrap_on_cpu(tmp_path):
     import torch.distributed as dist
 
-    os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT='29617')
+    os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(free_port()))
     dist.init_process_group('gloo', rank=0, world_size=1)
     try:
         model = _model(tmp_path)
