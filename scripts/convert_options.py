@@ -3,8 +3,11 @@
 ``ssr/test.py -opt`` already runs MMSR files as they are (translating them at load); this writes the translation
 for users who want to keep and edit it. Every mapped key is listed on stderr.
 
+A file with a ``datasets.train`` set is translated as a training file (MANet stage 3), any other as a test file.
+
 Example:
     python scripts/convert_options.py MANet/codes/options/test/test_stage3.yml options/test_manet_mine.yml
+    python scripts/convert_options.py MANet/codes/options/train/train_stage3.yml options/train_manet_mine.yml
 """
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ from pathlib import Path
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    p.add_argument('input', help='MMSR-style test option file (network_G.which_model_G, path.pretrain_model_G, ...)')
+    p.add_argument('input', help='MMSR-style test or training option file (network_G.which_model_G, path.pretrain_model_G, ...)')
     p.add_argument('output', help='ssr option file to write')
     p.add_argument('--overwrite', action='store_true', help='replace an existing output')
     return p
@@ -38,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
         if not is_mmsr(opt):
             raise ValueError(f'{args.input}: not an MMSR-style file (no network_G.which_model_G, gpu_ids or '
                              'path.pretrain_model_G); ssr runs it as it is')
-        translated, notes = translate_mmsr(opt, args.input, is_train=False)
+        is_train = 'train' in (opt.get('datasets') or {})
+        translated, notes = translate_mmsr(opt, args.input, is_train=is_train)
     except (OSError, ValueError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 2

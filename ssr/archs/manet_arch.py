@@ -429,21 +429,47 @@ class MANetBlindSR(_MANetSRBase):
             MANet's layout internally.
         train_estimator: ``False`` (official stage 3): the estimator runs without gradients and its parameters are
             frozen; ``True`` lets gradients from both outputs reach it.
+        estimator_path: an official stage-1 file (or a :class:`MANetEstimator` checkpoint) loaded into
+            ``kernel_estimation`` at construction: MANet's stage-3 ``pretrain_model_K``.
+        sr_path: an official stage-2 file (or a :class:`MANetSR` checkpoint) loaded into the SR part: MANet's
+            stage-3 ``pretrain_model_G``. Both strict: every key of their part, nothing else.
 
     Raises:
-        ValueError: as :class:`MANetSR` and :class:`MANetEstimator`.
+        ValueError: as :class:`MANetSR` and :class:`MANetEstimator`; a part file whose keys do not match.
     """
 
     def __init__(self, in_nc: int = 3, out_nc: int = 3, nf: int = 64, nb: int = 10, gc: int = 32, scale: int = 4,
                  code_length: int = 15, kernel_size: int = 21, manet_nf: int = 128, manet_nb: int = 1, split: int = 2,
                  pca_path: str | os.PathLike | None = None, kernel_layout: str = 'ssr',
-                 train_estimator: bool = False) -> None:
+                 train_estimator: bool = False, estimator_path: str | os.PathLike | None = None,
+                 sr_path: str | os.PathLike | None = None) -> None:
         super().__init__(in_nc=in_nc, out_nc=out_nc, nf=nf, nb=nb, gc=gc, scale=scale, code_length=code_length,
                          kernel_size=kernel_size, pca_path=pca_path, kernel_layout=kernel_layout)
         self.kernel_estimation = MANetEstimator(in_nc=in_nc, kernel_size=kernel_size, nc=(manet_nf, 2 * manet_nf),
                                                 nb=manet_nb, split=split, scale=scale, kernel_layout='manet')
         self.train_estimator = train_estimator
         self.kernel_estimation.requires_grad_(train_estimator)
+        if estimator_path:
+            self._load_part(estimator_path, 'kernel_estimation.', manet_official_to_estimator)
+        if sr_path:
+            self._load_part(sr_path, '', manet_official_to_sr)
+
+    def _load_part(self, path: str | os.PathLike, prefix: str, adapt) -> None:
+        """Load a stage-1 file into ``kernel_estimation`` (``prefix`` ``'kernel_estimation.'``) or a stage-2 file into
+        the SR part (``prefix`` ``''``), strictly."""
+        from ssr.utils.checkpoint import read_state_dict
+
+        state, _ = read_state_dict(path, None)
+        part = {prefix + k: v for k, v in adapt(state).items()}
+        own = self.state_dict()
+        expected = {k for k in own if k.startswith('kernel_estimation.') == bool(prefix)}
+        missing, unexpected = sorted(expected - set(part)), sorted(set(part) - expected)
+        wrong = sorted(k for k in set(part) & expected if part[k].shape != own[k].shape)
+        if missing or unexpected or wrong:
+            raise ValueError(f'{path}: does not fit MANetBlindSR\'s {"estimator" if prefix else "SR part"}: missing '
+                             f'{missing[:3]}, unexpected {unexpected[:3]}, wrong shape {wrong[:3]}')
+        own.update(part)
+        self.load_state_dict(own)
 
     def forward(self, lq: Tensor) -> MANetBlindSROutput:
         """Estimates the kernel field of ``lq`` (B, in_nc, h, w) in [0, 1] and super-resolves it with it.

@@ -1,6 +1,7 @@
-"""HR test images degraded on the fly with fixed MMSR kernel settings: the ``mode: GT`` test sets of MANet's files.
+"""HR images degraded on the fly with MMSR kernel settings: the ``mode: GT`` sets of MANet's option files.
 
-The dataset an MMSR test file's ``mode: GT`` set becomes (:mod:`ssr.utils.mmsr_options`); usable on its own too.
+Fixed kernels for test / validation sets, MANet's random training kernels with random crops for training sets. The
+dataset an MMSR file's ``mode: GT`` set becomes (:mod:`ssr.utils.mmsr_options`); usable on its own too.
 """
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from torch.utils import data
 
 from ssr.data.image_io import hwc_to_chw_tensor
 from ssr.data.image_source import ImageSource, backend_of
+from ssr.data.random_crop import random_crop_augment, sample_seed
 from ssr.ops.jpeg import jpeg_compress
 from ssr.ops.kernel_field import kernel_field_from_params
-from ssr.ops.mmsr_kernels import MMSRKernelSpec, mmsr_kernel_params, ssr_field_to_manet
+from ssr.ops.mmsr_kernels import MMSRKernelSpec, mmsr_kernel_params, random_mmsr_kernel_spec, ssr_field_to_manet
 from ssr.ops.noise import add_gaussian_noise
 from ssr.ops.sv_blur import sv_blur_downsample, uniform_blur_downsample
 
@@ -45,6 +47,14 @@ class MMSRGTDataset(data.Dataset):
         seed (int): seeds the per-image draws (``rate_iso`` in (0, 1), ``sv_mode: 5``, the noise); default 0.
         convention (str): ``mmsr`` (default) or ``ssr``, see above.
 
+    Training (MANet's ``train`` set), instead of the fixed settings above:
+        gt_size (int): random HR crop side, a multiple of the scale; use_hflip, use_rot (bool): flips / rotations.
+        random_kernel (dict): ``{sig_min, sig_max, rate_iso}``, one kernel per sample drawn as MANet draws them
+            (:func:`ssr.ops.mmsr_kernels.random_mmsr_kernel_spec`).
+        noise_high (float): per-sample noise std ~ U[0, noise_high] (0-255 units; 0 = none).
+        jpeg_low (int or null): per-sample JPEG quality ~ randint[jpeg_low, 100] (null = none).
+        Samples are drawn from ``(seed, epoch, index)`` (``set_epoch``), so a resumed run sees the same data.
+
     Returns (per sample):
         ``{'lq': (3, h, w), 'gt': (3, s*h, s*w), 'kernel': (k*k, h, w) summing to 1, 'lq_path', 'gt_path'}``;
         float32 RGB in [0, 1], ``lq`` quantised to multiples of 1/255 as MANet's synthesis does. Sample i is the same
@@ -52,7 +62,8 @@ class MMSRGTDataset(data.Dataset):
     """
 
     OPTION_KEYS = ('dataroot_gt', 'io_backend', 'meta_info_file', 'scale', 'kernel_size', 'kernel', 'noise_level',
-                   'jpeg_quality', 'seed', 'convention')
+                   'jpeg_quality', 'seed', 'convention', 'gt_size', 'use_hflip', 'use_rot', 'random_kernel',
+                   'noise_high', 'jpeg_low')
 
     def __init__(self, opt: dict[str, Any]):
         super().__init__()
@@ -82,6 +93,30 @@ class MMSRGTDataset(data.Dataset):
             raise ValueError(f"{label}: convention must be mmsr or ssr, got {self.convention!r}")
         self.gt = ImageSource(opt['dataroot_gt'], backend_of(opt['dataroot_gt'], opt.get('io_backend')),
                               opt.get('meta_info_file'), option='dataroot_gt')
+        self.epoch = 0
+        self.gt_size = None if opt.get('gt_size') is None else int(opt['gt_size'])
+        if self.gt_size is not None and (self.gt_size < self.scale or self.gt_size % self.scale):
+            raise ValueError(f'{label}: gt_size {self.gt_size} must be a positive multiple of the scale {self.scale}')
+        self.use_hflip, self.use_rot = bool(opt.get('use_hflip', False)), bool(opt.get('use_rot', False))
+        self.random_kernel = None
+        if opt.get('random_kernel') is not None:
+            rk = dict(opt['random_kernel'])
+            unknown = sorted(set(rk) - {'sig_min', 'sig_max', 'rate_iso'})
+            if unknown:
+                raise ValueError(f'{label}.random_kernel: unknown key(s) {unknown}; allowed: [sig_min, sig_max, '
+                                 'rate_iso]')
+            self.random_kernel = (float(rk.get('sig_min', 0.2)), float(rk.get('sig_max', 4.0)),
+                                  float(rk.get('rate_iso', 1.0)))
+            random_mmsr_kernel_spec(*self.random_kernel)  # checks the range now, not at the first sample
+        self.noise_high = float(opt.get('noise_high') or 0.0)
+        self.jpeg_low = None if opt.get('jpeg_low') is None else int(opt['jpeg_low'])
+        if self.noise_high < 0 or (self.jpeg_low is not None and not 1 <= self.jpeg_low <= 100):
+            raise ValueError(f'{label}: noise_high must be >= 0 and jpeg_low in [1, 100] or null, got '
+                             f'{self.noise_high}, {self.jpeg_low}')
+
+    def set_epoch(self, epoch: int) -> None:
+        """Called by ssr's sampler at each epoch so that training samples differ between epochs."""
+        self.epoch = int(epoch)
 
     def __len__(self) -> int:
         return len(self.gt)
@@ -93,20 +128,30 @@ class MMSRGTDataset(data.Dataset):
         if hh == 0 or ww == 0:
             raise ValueError(f'{self.gt.source(index)}: smaller than the scale {s}')
         gt = gt[:, :hh, :ww].contiguous()
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + index)
-        params = mmsr_kernel_params(self.spec, (hh, ww), s, generator)
+        generator = torch.Generator().manual_seed(sample_seed(self.seed, self.epoch, index))
+        if self.gt_size is not None:
+            gt = random_crop_augment([gt], self.gt_size, generator, self.use_hflip, self.use_rot,
+                                     self.gt.source(index))[0]
+            hh = ww = self.gt_size
+        spec = self.spec if self.random_kernel is None else random_mmsr_kernel_spec(*self.random_kernel, generator)
+        params = mmsr_kernel_params(spec, (hh, ww), s, generator)
         field = kernel_field_from_params(params['sigma1'], params['sigma2'], params['theta'], k, s)
         blur, padding = field, 'reflect'
         if self.convention == 'mmsr':
             blur, padding = ssr_field_to_manet(field, s), 'replicate'
-        if self.spec.sv_mode == 0:  # one kernel: a strided convolution
+        if spec.sv_mode == 0:  # one kernel: a strided convolution
             lq = uniform_blur_downsample(gt[None], blur[:, :, 0, 0].reshape(1, k, k), s, padding=padding)
         else:
             lq = sv_blur_downsample(gt[None], blur, s, padding=padding)
-        if self.noise_level:
-            lq = add_gaussian_noise(lq.clamp(0, 1), self.noise_level / 255.0, generator=generator)
-        if self.jpeg_quality is not None:
-            lq = jpeg_compress(lq, int(self.jpeg_quality))
+        noise, quality = self.noise_level, self.jpeg_quality
+        if self.noise_high:
+            noise = self.noise_high * float(torch.rand((), generator=generator, dtype=torch.float64))
+        if self.jpeg_low is not None:
+            quality = int(torch.randint(self.jpeg_low, 101, (), generator=generator))
+        if noise:
+            lq = add_gaussian_noise(lq.clamp(0, 1), noise / 255.0, generator=generator)
+        if quality is not None:
+            lq = jpeg_compress(lq, int(quality))
         lq = (lq.clamp(0, 1) * 255.0).round() / 255.0
         path = self.gt.source(index)
         return {'lq': lq[0], 'gt': gt, 'kernel': field[0], 'lq_path': path, 'gt_path': path}

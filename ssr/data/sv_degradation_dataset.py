@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data
@@ -11,15 +10,11 @@ from torch.utils import data
 from ssr.data.degradation import SVDegradation
 from ssr.data.image_io import hwc_to_chw_tensor
 from ssr.data.image_source import ImageSource, backend_of
+from ssr.data.random_crop import random_crop_augment, sample_seed
 from ssr.ops.depth_utils import CONSTANT_DEPTH
 
 SYNTHESIS = ('worker', 'model')
 DEPTH_SOURCES = ('file', 'synthetic', 'layered', 'none')
-
-
-def sample_seed(seed: int, epoch: int, index: int) -> int:
-    """A 63-bit seed for one sample, distinct for each (seed, epoch, index)."""
-    return int(np.random.SeedSequence([seed, epoch, index]).generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
 @DATASET_REGISTRY.register()
@@ -136,24 +131,8 @@ class SVDegradationDataset(data.Dataset):
         return img, depth
 
     def _crop_and_augment(self, index: int, img, depth, g: torch.Generator):
-        _, h, w = img.shape
-        size = self.gt_size
-        if h < size or w < size:
-            raise ValueError(f'{self.gt.source(index)}: image {h}x{w} is smaller than gt_size {size}')
-        top = int(torch.randint(0, h - size + 1, (1,), generator=g))
-        left = int(torch.randint(0, w - size + 1, (1,), generator=g))
-        flip, rot = torch.rand(2, generator=g).tolist()
-        stack = [img[:, top:top + size, left:left + size]]
-        if depth is not None:
-            stack.append(depth[:, top:top + size, left:left + size])
-        out = []
-        for t in stack:
-            if self.use_hflip and flip < 0.5:
-                t = t.flip(-1)
-            if self.use_rot:
-                t = torch.rot90(t, int(rot * 4) % 4, dims=(-2, -1))
-            out.append(t.contiguous())
-        return out[0], (out[1] if depth is not None else None)
+        return random_crop_augment([img, depth], self.gt_size, g, self.use_hflip, self.use_rot,
+                                   self.gt.source(index))
 
     def _layered_sample(self, index: int, seed: int, g: torch.Generator) -> dict[str, Any]:
         """A layered scene: this crop as the background, crops of other random images as nearer layers."""

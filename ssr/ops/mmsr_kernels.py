@@ -36,7 +36,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-__all__ = ['SV_MODES', 'MMSRKernelSpec', 'manet_field_to_ssr', 'mmsr_kernel_params', 'ssr_field_to_manet']
+__all__ = ['SV_MODES', 'MMSRKernelSpec', 'manet_field_to_ssr', 'mmsr_kernel_params', 'random_mmsr_kernel_spec',
+           'ssr_field_to_manet']
 
 SV_MODES = (0, 1, 2, 3, 4, 5, 6)
 BLOCK = 40  # MANet's divide_H / divide_W: HR pixels per block side
@@ -180,3 +181,23 @@ def mmsr_kernel_params(spec: MMSRKernelSpec, hr_size: tuple[int, int], scale: in
         var1, var2, theta = _block_patterns(spec.sv_mode, scale, rows, cols, blocks, generator)
     return {'sigma1': var1.sqrt().float()[None], 'sigma2': var2.sqrt().float()[None], 'theta': theta.float()[None],
             'isotropic': torch.tensor(False)}
+
+
+def random_mmsr_kernel_spec(sig_min: float, sig_max: float, rate_iso: float,
+                            generator: torch.Generator | None = None) -> MMSRKernelSpec:
+    """One training kernel as MANet draws it (``random_batch_kernel``): with probability ``rate_iso`` an isotropic
+    Gaussian of std ~ U[sig_min, sig_max]; else eigenvalues var1 ~ U[sig_min, sig_max], var2 ~ U[sig_min, var1]
+    (px²) and theta ~ U[0, pi). (MANet reads the same range as a std for the one and a variance for the other.)
+
+    Raises:
+        ValueError: ``0 < sig_min <= sig_max`` or ``0 <= rate_iso <= 1`` does not hold.
+    """
+    if not 0 < sig_min <= sig_max or not 0 <= rate_iso <= 1:
+        raise ValueError(f'need 0 < sig_min <= sig_max and 0 <= rate_iso <= 1, got sig_min {sig_min}, sig_max '
+                         f'{sig_max}, rate_iso {rate_iso}')
+    u = torch.rand(4, generator=generator, dtype=torch.float64).tolist()
+    if u[0] < rate_iso:
+        return MMSRKernelSpec(sig=sig_min + (sig_max - sig_min) * u[1], rate_iso=1.0)
+    var1 = sig_min + (sig_max - sig_min) * u[1]
+    var2 = sig_min + (var1 - sig_min) * u[2]
+    return MMSRKernelSpec(sig1=var1, sig2=var2, theta=math.pi * u[3], rate_iso=0.0)

@@ -35,9 +35,19 @@ MMSR key                                      ssr / BasicSR key
 ``[0::s]``: equal to MANet's recipe up to float rounding, tested), so MANet's networks see what they were trained on. Training-only synthesis keys (``sig_min`` / ``sig_max``, ``train_noise``, ``noise_high``,
 ``train_jpeg``, ``jpeg_low``, ``pca_matrix_path``) and MMSR bookkeeping (``distortion``, ``is_train``,
 ``cal_lr_psnr``, ``use_tb_logger``, ``path.results_root`` / ``root`` / ``log``, ``data_type``, ``color``) are noted as
-not used. Every other key is an :class:`OptionError` naming it. Not translated (an error that says so): DCLS's
-``degradation`` block with ``mode: GT`` (write the LR set with ``scripts/generate_sv_testset.py`` and use
-``mode: LQGT``) and MMSR training files.
+not used. Every other key is an :class:`OptionError` naming it.
+
+Training files (``ssr/train.py -opt``) are translated for MANet stage 3 (``MANet_s3``): ``datasets.train``
+(``mode: GT``) becomes an ``MMSRGTDataset`` with random ``GT_size`` crops, ``use_flip`` / ``use_rot`` and MANet's
+random kernels (``sig_min``, ``sig_max``, ``rate_iso``; ``train_noise`` / ``noise_high``, ``train_jpeg`` /
+``jpeg_low``); ``path.pretrain_model_K`` / ``pretrain_model_G`` load the stage-1 / stage-2 files into
+``MANetBlindSR``'s estimator / SR part (``estimator_path`` / ``sr_path``); ``train`` maps ``lr_G``, ``beta1`` /
+``beta2``, ``weight_decay_G`` to an Adam ``optim_g``, ``niter`` to ``total_iter``, ``lr_scheme`` (``MultiStepLR`` with
+``lr_steps`` / ``lr_gamma`` / ``restarts``, or ``CosineAnnealingLR_Restart`` with ``T_period``) to BasicSR's
+schedulers, ``pixel_criterion`` / ``pixel_weight`` to ``pixel_opt``; ``logger`` and ``use_tb_logger`` carry over.
+
+Not translated (an error that says so): DCLS's ``degradation`` block with ``mode: GT`` (write the LR set with
+``scripts/generate_sv_testset.py`` and use ``mode: LQGT``), training files of MANet stages 1 / 2, DCLS and IKC.
 """
 from __future__ import annotations
 
@@ -49,6 +59,8 @@ from collections.abc import Mapping
 __all__ = ['is_mmsr', 'translate_mmsr']
 
 MANET_MODELS = ('MANet_s3', 'MANet')
+MANET_TRAIN_MODELS = ('MANet_s3',)
+TRAIN_SYNTHESIS_KEYS = ('sig_min', 'sig_max', 'rate_iso', 'train_noise', 'noise_high', 'train_jpeg', 'jpeg_low')
 DCLS_MODELS = ('DCLS',)
 MANET_NET_KEYS = ('in_nc', 'out_nc', 'nf', 'nb', 'gc', 'manet_nf', 'manet_nb', 'split')
 MANET_TOP_KEYS = ('kernel_size', 'code_length', 'pca_path')
@@ -196,15 +208,18 @@ def _dataset(phase: str, ds: Mapping, file, notes: list[str], opt: Mapping | Non
 
 
 def translate_mmsr(opt: Mapping, file: str | os.PathLike, is_train: bool) -> tuple[OrderedDict, list[str]]:
-    """The ssr option tree of an MMSR test file and one note per mapped / unused key.
+    """The ssr option tree of an MMSR test file (or, with ``is_train``, a MANet stage-3 training file) and one note
+    per mapped / unused key.
 
     Raises:
-        OptionError: a key with no meaning in ssr (named), a network or dataset mode not translated, or a training
-            file.
+        OptionError: a key with no meaning in ssr (named), a network, dataset mode or training file not translated.
     """
     if is_train:
-        raise _error(file, 'network_G', 'MMSR-style training files are not translated yet; write an ssr training '
-                     'file (options/train_*.yml) or run scripts/convert_options.py on the test file')
+        which = (opt.get('network_G') or {}).get('which_model_G') if isinstance(opt.get('network_G'), Mapping) else None
+        if which not in MANET_TRAIN_MODELS:
+            raise _error(file, 'network_G.which_model_G', f'MMSR training files are translated for MANet stage 3 '
+                         f'({", ".join(MANET_TRAIN_MODELS)}), not {which!r}; write an ssr training file '
+                         '(options/train_*.yml)')
     notes: list[str] = []
     out: OrderedDict = OrderedDict()
     out['name'] = opt.get('name') or os.path.splitext(os.path.basename(str(file)))[0]
@@ -222,17 +237,33 @@ def translate_mmsr(opt: Mapping, file: str | os.PathLike, is_train: bool) -> tup
     crop = out['scale'] if crop is None else crop
     datasets: OrderedDict = OrderedDict()
     for phase, ds in (opt.get('datasets') or {}).items():
+        if is_train and phase == 'train':
+            datasets['train'] = _train_dataset(ds, opt, file, notes)
+            continue
         if not str(phase).startswith(('test', 'val')):
-            raise _error(file, f'datasets.{phase}', 'a test file holds test / val sets only')
+            raise _error(file, f'datasets.{phase}', 'a test file holds test / val sets only' if not is_train else
+                         'a training file holds one train set and val sets')
         name, translated = _dataset(str(phase), ds, file, notes, opt)
         datasets[name] = translated
     if not datasets:
         raise _error(file, 'datasets', 'no test set (datasets.test1: {mode: LQGT, dataroot_GT, dataroot_LQ})')
+    if is_train and 'train' not in datasets:
+        raise _error(file, 'datasets.train', 'a training file needs a train set (mode: GT, dataroot_GT)')
     out['datasets'] = datasets
     path = dict(opt.get('path') or {})
     out['path'] = OrderedDict()
     for key, value in path.items():
-        if key == 'pretrain_model_G':
+        if is_train and key in ('pretrain_model_K', 'pretrain_model_G'):
+            field = 'estimator_path' if key == 'pretrain_model_K' else 'sr_path'
+            if value is not None:
+                out['network_g'][field] = value
+            notes.append(f'path.{key} -> network_g.{field} (stage {"1" if field == "estimator_path" else "2"} '
+                         'weights loaded into that part, strictly)')
+        elif is_train and key == 'resume_state':
+            out['path']['resume_state'] = value
+        elif is_train and key == 'strict_load':
+            notes.append('path.strict_load: not used (the stage-1 / stage-2 parts load strictly)')
+        elif key == 'pretrain_model_G':
             out['path']['pretrain_network_g'] = value
             out['path']['param_key_g'] = None  # the official releases are raw state_dicts
             notes.append('path.pretrain_model_G -> path.pretrain_network_g (param_key_g: ~)')
@@ -251,15 +282,112 @@ def translate_mmsr(opt: Mapping, file: str | os.PathLike, is_train: bool) -> tup
     gt_sets = any(isinstance(ds, Mapping) and ds.get('mode') == 'GT' for ds in (opt.get('datasets') or {}).values())
     known = {'name', 'model', 'gpu_ids', 'scale', 'manual_seed', 'network_G', 'datasets', 'path', 'crop_border',
              'suffix'} | set(MANET_TOP_KEYS)
+    if is_train:
+        _train_sections(opt, out, file, notes)
+        known |= {'train', 'logger', 'use_tb_logger'}
     for key in opt:
         if key in known:
             continue
-        if key in GT_KEYS and gt_sets:
+        if is_train and key in TRAIN_SYNTHESIS_KEYS:
+            notes.append(f'{key} -> datasets.train (MANet\'s random training kernels / noise / JPEG)')
+        elif key in GT_KEYS and gt_sets:
             notes.append(f'{key} -> the kernel / noise / JPEG of the mode: GT sets')
         elif key in SYNTHESIS_KEYS:
             notes.append(f'{key}: not used (LR synthesis of mode: GT; {"training only" if gt_sets else "no GT set"})')
         elif key in UNUSED_TOP:
             notes.append(f'{key}: not used')
         else:
-            raise _error(file, key, 'has no meaning in ssr for an MMSR test file; remove it or write an ssr file')
+            raise _error(file, key, f'has no meaning in ssr for an MMSR {"training" if is_train else "test"} file; '
+                         'remove it or write an ssr file')
     return out, notes
+
+
+def _train_dataset(ds: Mapping, opt: Mapping, file, notes: list[str]) -> dict:
+    """MANet's ``datasets.train`` (``mode: GT``) -> an ``MMSRGTDataset`` with random crops and random kernels."""
+    key = 'datasets.train'
+    if ds.get('mode') != 'GT':
+        raise _error(file, f'{key}.mode', f'MANet trains on mode: GT (LR synthesised on the fly), got '
+                     f'{ds.get("mode")!r}')
+    rename = {'dataroot_GT': 'dataroot_gt', 'GT_size': 'gt_size', 'use_flip': 'use_hflip', 'use_rot': 'use_rot',
+              'use_shuffle': 'use_shuffle', 'n_workers': 'num_worker_per_gpu', 'batch_size': 'batch_size_per_gpu'}
+    out: dict = {'name': ds.get('name', 'train'), 'type': 'MMSRGTDataset'}
+    for k, value in ds.items():
+        if k in rename:
+            out[rename[k]] = value
+        elif k in ('mode', 'name') or (k in ('dataroot_LQ', 'LR_size') and value is None):
+            continue
+        elif k in ('color', 'data_type', 'phase'):
+            notes.append(f'{key}.{k}: not used')
+        else:
+            raise _error(file, f'{key}.{k}', 'has no meaning in ssr for a MANet train set (known: name, mode, '
+                         f'dataroot_GT, dataroot_LQ: ~, LR_size: ~, {", ".join(rename)}, color)')
+    if not out.get('dataroot_gt'):
+        raise _error(file, f'{key}.dataroot_GT', 'the train set needs dataroot_GT (the HR images)')
+    out['kernel_size'] = int(opt.get('kernel_size', 21))
+    out['random_kernel'] = {'sig_min': opt.get('sig_min', 0.2), 'sig_max': opt.get('sig_max', 4.0),
+                            'rate_iso': opt.get('rate_iso', 1.0)}
+    out['noise_high'] = float(opt.get('noise_high', 0)) if opt.get('train_noise') else 0.0
+    out['jpeg_low'] = int(opt['jpeg_low']) if opt.get('train_jpeg') else None
+    out['io_backend'] = {'type': 'lmdb' if str(out['dataroot_gt']).rstrip('/').endswith('.lmdb') else 'disk'}
+    notes.append(f"{key} (mode GT) -> MMSRGTDataset: random {out.get('gt_size')}² crops, random kernels "
+                 f"(sig_min {out['random_kernel']['sig_min']}, sig_max {out['random_kernel']['sig_max']}, rate_iso "
+                 f"{out['random_kernel']['rate_iso']}), noise up to {out['noise_high']:g}, JPEG from {out['jpeg_low']}")
+    return out
+
+
+PIXEL_LOSSES = {'l1': 'L1Loss', 'l2': 'MSELoss', 'cb': 'CharbonnierLoss'}
+LR_SCHEMES = ('MultiStepLR', 'CosineAnnealingLR_Restart')
+
+
+def _train_sections(opt: Mapping, out: dict, file, notes: list[str]) -> None:
+    """MANet's ``train`` and ``logger`` blocks -> BasicSR's ``train`` / ``logger`` / ``val.val_freq``."""
+    train = dict(opt.get('train') or {})
+    known = {'lr_G', 'beta1', 'beta2', 'weight_decay_G', 'niter', 'warmup_iter', 'lr_scheme', 'lr_steps', 'lr_gamma',
+             'restarts', 'restart_weights', 'eta_min', 'T_period', 'pixel_criterion', 'pixel_weight', 'manual_seed',
+             'val_freq'}
+    unknown = sorted(set(train) - known)
+    if unknown:
+        raise _error(file, f'train.{unknown[0]}', f'has no meaning in ssr for a MANet stage-3 training file (known: '
+                     f'{", ".join(sorted(known))})')
+    for k in ('lr_G', 'niter'):
+        if k not in train:
+            raise _error(file, f'train.{k}', 'required option is missing')
+    optim = {'type': 'Adam', 'lr': float(train['lr_G']),
+             'betas': [float(train.get('beta1', 0.9)), float(train.get('beta2', 0.999))],
+             'weight_decay': float(train.get('weight_decay_G') or 0.0)}
+    scheme = train.get('lr_scheme', 'MultiStepLR')
+    if scheme not in LR_SCHEMES:
+        raise _error(file, 'train.lr_scheme', f'{scheme!r} is not translated; expected one of {LR_SCHEMES}')
+    restarts, weights = train.get('restarts'), train.get('restart_weights')
+    if scheme == 'MultiStepLR':
+        scheduler = {'type': 'MultiStepRestartLR' if restarts else 'MultiStepLR',
+                     'milestones': list(train.get('lr_steps') or []), 'gamma': float(train.get('lr_gamma', 0.5))}
+        if restarts:
+            scheduler.update(restarts=list(restarts), restart_weights=list(weights or [1] * len(restarts)))
+    else:
+        periods = list(train.get('T_period') or [])
+        if not periods:
+            raise _error(file, 'train.T_period', 'CosineAnnealingLR_Restart needs T_period')
+        scheduler = {'type': 'CosineAnnealingRestartLR', 'periods': periods,
+                     'restart_weights': list(weights or [1] * len(periods)), 'eta_min': float(train.get('eta_min', 0))}
+    criterion = train.get('pixel_criterion', 'l1')
+    if criterion not in PIXEL_LOSSES:
+        raise _error(file, 'train.pixel_criterion', f'{criterion!r} not in {sorted(PIXEL_LOSSES)}')
+    out['train'] = {'optim_g': optim, 'scheduler': scheduler, 'total_iter': int(float(train['niter'])),
+                    'warmup_iter': int(train.get('warmup_iter', -1) or -1),
+                    'pixel_opt': {'type': PIXEL_LOSSES[criterion], 'loss_weight': float(train.get('pixel_weight', 1.0)),
+                                  'reduction': 'mean'}}
+    if 'manual_seed' in train:
+        out['manual_seed'] = train['manual_seed']
+    if 'val_freq' in train:
+        out['val']['val_freq'] = int(float(train['val_freq']))
+    out['val']['save_img'] = False
+    logger = dict(opt.get('logger') or {})
+    unknown = sorted(set(logger) - {'print_freq', 'save_checkpoint_freq'})
+    if unknown:
+        raise _error(file, f'logger.{unknown[0]}', 'has no meaning in ssr (known: print_freq, save_checkpoint_freq)')
+    out['logger'] = {'print_freq': int(float(logger.get('print_freq', 100))),
+                     'save_checkpoint_freq': int(float(logger.get('save_checkpoint_freq', 5000))),
+                     'use_tb_logger': bool(opt.get('use_tb_logger', False))}
+    notes.append(f'train -> optim_g Adam (lr {optim["lr"]:g}), {scheduler["type"]}, total_iter '
+                 f'{out["train"]["total_iter"]}, pixel_opt {PIXEL_LOSSES[criterion]}; logger, use_tb_logger mapped')

@@ -101,9 +101,80 @@ def test_mode_gt_with_a_dcls_degradation_block_is_refused():
         translate_mmsr(opt, 'd.yml', is_train=False)
 
 
-def test_training_files_are_refused_with_a_reason():
-    with pytest.raises(OptionError, match='training files are not translated yet'):
-        translate_mmsr(MANET, 'm.yml', is_train=True)
+MANET_TRAIN = {  # the layout of MANet's options/train/train_stage3.yml, tiny widths and sizes
+    'name': 'manet_train', 'use_tb_logger': False, 'model': 'blind', 'distortion': 'sr', 'scale': 4, 'gpu_ids': None,
+    'kernel_size': 11, 'code_length': 6, 'sig_min': 0.7, 'sig_max': 10.0, 'train_noise': True, 'noise_high': 15,
+    'train_jpeg': False, 'jpeg_low': 70, 'sig': 1.6, 'sig1': 6, 'sig2': 1, 'theta': 0, 'rate_iso': 0,
+    'test_noise': False, 'noise': 15, 'test_jpeg': False, 'jpeg': 70, 'cal_lr_psnr': False,
+    'datasets': {
+        'train': {'name': 'tiny', 'mode': 'GT', 'dataroot_GT': 'HR', 'dataroot_LQ': None, 'use_shuffle': True,
+                  'n_workers': 0, 'batch_size': 2, 'GT_size': 32, 'LR_size': None, 'use_flip': True,
+                  'use_rot': True, 'color': 'RGB'},
+        'val': {'name': 'tiny_val', 'mode': 'GT', 'dataroot_GT': 'HR', 'dataroot_LQ': None}},
+    'network_G': {'which_model_G': 'MANet_s3', 'in_nc': 3, 'out_nc': 3, 'nf': 8, 'nb': 1, 'gc': 4, 'manet_nf': 8,
+                  'manet_nb': 1, 'split': 2},
+    'path': {'pretrain_model_K': 'k.pth', 'pretrain_model_G': 'g.pth', 'strict_load': False, 'resume_state': None},
+    'train': {'lr_G': 5e-5, 'lr_scheme': 'MultiStepLR', 'beta1': 0.9, 'beta2': 0.999, 'niter': 4, 'warmup_iter': -1,
+              'lr_steps': [2, 3], 'lr_gamma': 0.5, 'restarts': None, 'restart_weights': None, 'eta_min': 1e-7,
+              'pixel_criterion': 'l1', 'pixel_weight': 1.0, 'manual_seed': 0, 'val_freq': 4},
+    'logger': {'print_freq': 1, 'save_checkpoint_freq': 4},
+}
+
+
+def test_manet_stage3_training_translation():
+    opt, notes = translate_mmsr(MANET_TRAIN, 'train_stage3.yml', is_train=True)
+    assert opt['model_type'] == 'BlindSRModel' and opt['manual_seed'] == 0
+    assert opt['network_g']['estimator_path'] == 'k.pth' and opt['network_g']['sr_path'] == 'g.pth'
+    assert opt['datasets']['train'] == {
+        'name': 'tiny', 'type': 'MMSRGTDataset', 'dataroot_gt': 'HR', 'use_shuffle': True, 'num_worker_per_gpu': 0,
+        'batch_size_per_gpu': 2, 'gt_size': 32, 'use_hflip': True, 'use_rot': True, 'kernel_size': 11,
+        'random_kernel': {'sig_min': 0.7, 'sig_max': 10.0, 'rate_iso': 0}, 'noise_high': 15.0, 'jpeg_low': None,
+        'io_backend': {'type': 'disk'}}
+    assert opt['datasets']['val']['type'] == 'MMSRGTDataset' and opt['datasets']['val']['kernel']['sig1'] == 6
+    assert opt['train'] == {
+        'optim_g': {'type': 'Adam', 'lr': 5e-5, 'betas': [0.9, 0.999], 'weight_decay': 0.0},
+        'scheduler': {'type': 'MultiStepLR', 'milestones': [2, 3], 'gamma': 0.5}, 'total_iter': 4,
+        'warmup_iter': -1, 'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0, 'reduction': 'mean'}}
+    assert opt['logger'] == {'print_freq': 1, 'save_checkpoint_freq': 4, 'use_tb_logger': False}
+    assert opt['val']['val_freq'] == 4
+    assert any(n.startswith('sig_min -> datasets.train') for n in notes)
+
+
+@pytest.mark.parametrize('edit, key, message', [
+    (lambda o: o['network_G'].update(which_model_G='MANet_s1'), 'network_G.which_model_G', 'MANet stage 3'),
+    (lambda o: o['train'].update(lr_E=1e-4), 'train.lr_E', 'has no meaning in ssr for a MANet stage-3'),
+    (lambda o: o['train'].update(lr_scheme='StepLR'), 'train.lr_scheme', 'is not translated'),
+    (lambda o: o['datasets']['train'].update(mode='LQGT'), 'datasets.train.mode', 'MANet trains on mode: GT'),
+    (lambda o: o['logger'].update(wandb=1), 'logger.wandb', 'has no meaning'),
+])
+def test_training_keys_without_meaning_are_errors(edit, key, message):
+    opt = copy.deepcopy(MANET_TRAIN)
+    edit(opt)
+    with pytest.raises(OptionError, match=message) as info:
+        translate_mmsr(opt, 'train_stage3.yml', is_train=True)
+    assert info.value.key == key
+
+
+def test_dcls_training_files_are_refused_with_a_reason():
+    with pytest.raises(OptionError, match='translated for MANet stage 3'):
+        translate_mmsr(DCLS, 'd.yml', is_train=True)
+
+
+@pytest.mark.slow
+def test_train_py_runs_the_manet_stage3_file_as_it_is(tmp_path, paired_folder):
+    from ssr.archs.manet_arch import MANetEstimator, MANetSR
+
+    torch.manual_seed(0)
+    torch.save(MANetEstimator(kernel_size=11, nc=(8, 16), nb=1).state_dict(), tmp_path / 'k.pth')
+    torch.save(MANetSR(nf=8, nb=1, gc=4, kernel_size=11, code_length=6).state_dict(), tmp_path / 'g.pth')
+    opt = copy.deepcopy(MANET_TRAIN)
+    for ds in opt['datasets'].values():
+        ds['dataroot_GT'] = str(paired_folder / 'hr')
+    opt['path'].update(pretrain_model_K=str(tmp_path / 'k.pth'), pretrain_model_G=str(tmp_path / 'g.pth'))
+    proc = run_entry('train.py', ['-opt', str(write_options(tmp_path / 'train_stage3.yml', opt))], root=tmp_path)
+    log = proc.stdout + proc.stderr
+    assert 'MMSR-style option file' in log and '# psnr:' in log, log[-3000:]
+    assert (tmp_path / 'experiments/manet_train/models/net_g_4.pth').is_file()
 
 
 def test_load_options_translates_and_says_so(tmp_path, capsys):
@@ -154,5 +225,8 @@ def test_convert_options_writes_the_translation(tmp_path):
     written = yaml.safe_load((tmp_path / 'out.yml').read_text())
     assert written['network_g']['type'] == 'DCLSNet' and written['datasets']['test_2']['type'] == 'SingleImageDataset'
     assert convert.main([str(src), str(tmp_path / 'out.yml')]) == 1  # refuses to overwrite
+    train = write_options(tmp_path / 'train_stage3.yml', MANET_TRAIN)
+    assert convert.main([str(train), str(tmp_path / 'train.yml')]) == 0
+    assert yaml.safe_load((tmp_path / 'train.yml').read_text())['train']['optim_g']['type'] == 'Adam'
     plain = write_options(tmp_path / 'plain.yml', {'name': 'x', 'network_g': {'type': 'NBSR'}})
     assert convert.main([str(plain), str(tmp_path / 'p.yml')]) == 2 and not (tmp_path / 'p.yml').exists()

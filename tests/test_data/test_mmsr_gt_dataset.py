@@ -71,3 +71,29 @@ def test_mmsr_convention_is_manets_synthesis(paired_folder):
     expected = ((blurred[..., ::s, ::s].clamp(0, 1) * 255).round() / 255).float()[0]
     diff = (sample['lq'] - expected).abs()
     assert diff.max() <= 1 / 255 + 1e-6 and (diff > 1e-6).float().mean() < 0.02  # at most a rounding step, rarely
+
+
+def test_training_mode_crops_draws_random_kernels_and_follows_the_epoch(paired_folder):
+    ds = _dataset(paired_folder, gt_size=32, use_hflip=True, use_rot=True,
+                  random_kernel={'sig_min': 0.7, 'sig_max': 10.0, 'rate_iso': 0.3}, noise_high=15, jpeg_low=70)
+    a = ds[0]
+    assert a['gt'].shape == (3, 32, 32) and a['lq'].shape == (3, 8, 8) and a['kernel'].shape == (121, 8, 8)
+    assert torch.equal(ds[0]['lq'], a['lq'])  # the same sample twice
+    kernels = {tuple(ds[i]['kernel'][:, 0, 0].tolist()[:5]) for i in range(4)}
+    assert len(kernels) == 4  # one kernel per sample
+    ds.set_epoch(1)
+    assert not torch.equal(ds[0]['gt'], a['gt']) or not torch.equal(ds[0]['kernel'], a['kernel'])
+
+
+def test_random_training_kernels_follow_manets_distribution():
+    import math
+
+    from ssr.ops.mmsr_kernels import random_mmsr_kernel_spec
+
+    g = torch.Generator().manual_seed(0)
+    specs = [random_mmsr_kernel_spec(0.7, 10.0, 0.3, g) for _ in range(400)]
+    iso = [s for s in specs if s.rate_iso == 1.0]
+    aniso = [s for s in specs if s.rate_iso == 0.0]
+    assert 80 < len(iso) < 160  # rate_iso 0.3
+    assert all(0.7 <= s.sig <= 10.0 for s in iso)
+    assert all(0.7 <= s.sig2 <= s.sig1 <= 10.0 and 0 <= s.theta < math.pi for s in aniso)
