@@ -143,10 +143,13 @@ def super_resolve(net: nn.Module, lq: Tensor, kernel: Tensor | None = None,
 
 def kernel_field_of(kernel: Tensor | None, lq: Tensor) -> Tensor | None:
     """A one-kernel-per-image estimate ``(B, 1, k, k)`` / ``(B, k*k)`` (DCLS) as a ``(B, k*k, h, w)`` field on the
-    LR grid of ``lq`` (B, 3, h, w); ``None`` stays ``None``."""
+    LR grid of ``lq`` (B, 3, h, w); a per-pixel field already on that grid (MANet's ``(B, k*k, h, w)``) is returned
+    as it is; ``None`` stays ``None``."""
     if kernel is None:
         return None
     b, h, w = lq.shape[0], lq.shape[2], lq.shape[3]
+    if kernel.dim() == 4 and kernel.shape[0] == b and tuple(kernel.shape[2:]) == (h, w) and kernel.shape[1] > 1:
+        return kernel
     return kernel.reshape(b, -1, 1, 1).expand(b, kernel[0].numel(), h, w)
 
 

@@ -214,7 +214,7 @@ def test_test_py_runs_a_mode_gt_file_as_it_is(tmp_path, paired_folder):
     opt['path']['pretrain_model_G'] = str(tmp_path / 'manet.pth')
     proc = run_entry('test.py', ['-opt', str(write_options(tmp_path / 'test_stage3.yml', opt))], root=tmp_path)
     log = proc.stdout + proc.stderr
-    assert 'MMSRGTDataset' in log and '# psnr:' in log, log[-3000:]
+    assert 'MMSRGTDataset' in log and '# psnr:' in log and '# kernel_psnr:' in log, log[-3000:]
     assert len(list((tmp_path / 'results' / 'manet_mmsr' / 'visualization' / 'gt').glob('*.png'))) == 4
 
 

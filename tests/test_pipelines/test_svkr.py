@@ -157,3 +157,15 @@ def test_calls_per_image(init, iterations, calls):
 def test_bad_settings(kw, match):
     with pytest.raises(ValueError, match=match):
         SVKR(lambda x: x, lambda a, b: a, lambda a, b: a, **kw)
+
+
+def test_kernel_field_of_keeps_a_per_pixel_field_and_spreads_a_per_image_kernel():
+    from ssr.pipelines.svkr import kernel_field_of
+
+    lq = torch.rand(2, 3, 5, 6)
+    field = torch.softmax(torch.randn(2, 49, 5, 6), 1)  # MANet: one kernel per LR pixel
+    assert kernel_field_of(field, lq) is field
+    per_image = torch.softmax(torch.randn(2, 49), 1).view(2, 1, 7, 7)  # DCLS: one kernel per image
+    spread = kernel_field_of(per_image, lq)
+    assert spread.shape == (2, 49, 5, 6) and torch.equal(spread[:, :, 4, 5], per_image.view(2, 49))
+    assert kernel_field_of(None, lq) is None
