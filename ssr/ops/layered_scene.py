@@ -173,17 +173,28 @@ def layered_blur_downsample(scene: LayeredScene, settings: dict[str, Tensor], ke
     flat_depth = depth_to_lr_grid(scene.layer_depth.flatten(0, 1), h, w)  # (B*L, 1, h, w)
     repeated = {key: value.repeat_interleave(count) for key, value in settings.items()}
     params = depth_to_kernel_params(flat_depth, **repeated)
-    fields = kernel_field_from_params(params['sigma1'], params['sigma2'], params['theta'], kernel_size, scale)
-    premultiplied = torch.cat([scene.layers * scene.alpha, scene.alpha], dim=2).flatten(0, 1)
-    blurred = sv_blur_downsample(premultiplied, fields.to(premultiplied.dtype), scale).view(b, count, 4, h, w)
+    # unused layers (alpha all 0: scenes with fewer than L layers) add nothing and are never front-most: only the
+    # used ones get a field and a blur
+    alpha = scene.alpha.flatten(0, 1)  # (B*L, 1, H, W)
+    used = alpha.flatten(1).amax(dim=1) > 0
+    used[::count] = True  # layer 0, the background, covers everything
+    idx = used.nonzero().squeeze(1)
+    fields = kernel_field_from_params(params['sigma1'][idx], params['sigma2'][idx], params['theta'][idx],
+                                      kernel_size, scale)  # (N, K*K, h, w), N used layers
+    premultiplied = torch.cat([scene.layers.flatten(0, 1) * alpha, alpha], dim=1)[idx]
+    blurred = premultiplied.new_zeros(b * count, 4, h, w)
+    blurred[idx] = sv_blur_downsample(premultiplied, fields.to(premultiplied.dtype), scale)
+    blurred = blurred.view(b, count, 4, h, w)
     lr = blurred[:, 0, :3]
     for i in range(1, count):  # back to front with the blurred alpha
         lr = blurred[:, i, :3] + (1 - blurred[:, i, 3:]) * lr
 
-    coverage = depth_to_lr_grid(scene.alpha.flatten(0, 1), h, w).view(b, count, h, w)
+    coverage = depth_to_lr_grid(alpha, h, w).view(b, count, h, w)
     ranks = torch.arange(count, device=coverage.device).view(1, count, 1, 1)
     front = torch.where(coverage >= 0.5, ranks, torch.zeros_like(ranks)).amax(dim=1)  # (B, h, w)
-    fields = fields.view(b, count, kernel_size * kernel_size, h, w)
-    index = front[:, None, None].expand(b, 1, kernel_size * kernel_size, h, w)
-    kernel = torch.gather(fields, 1, index)[:, 0]
+    position = torch.full((b * count,), -1, dtype=torch.int64, device=idx.device)
+    position[idx] = torch.arange(idx.numel(), device=idx.device)  # flat layer -> its row of `fields`
+    rows = position[front + count * torch.arange(b, device=front.device).view(b, 1, 1)]  # (B, h, w)
+    index = rows[:, None].expand(b, kernel_size * kernel_size, h, w)
+    kernel = torch.gather(fields, 0, index)
     return lr.clamp(0, 1), kernel

@@ -81,3 +81,23 @@ def test_reproducible_and_validated():
         compose_layered_scene(torch.rand(1, 2, 3, 8, 8), min_layers=3)
     with pytest.raises(ValueError, match='layers must be'):
         compose_layered_scene(torch.rand(1, 3, 8, 8))
+
+
+def test_unused_layers_are_skipped_without_changing_the_result():
+    """A scene with an empty layer gives what the same scene without that layer gives."""
+    from ssr.ops.layered_scene import LayeredScene
+
+    scene = _scene(batch=2, layers=3, min_layers=3)
+    alpha = scene.alpha.clone()
+    alpha[1, 1] = 0  # image 1: its middle layer unused
+    padded = LayeredScene(layers=scene.layers, alpha=alpha, layer_depth=scene.layer_depth, image=scene.image,
+                          depth=scene.depth)
+    settings = {k: v.expand(2).clone() if v.dim() else v.repeat(2) for k, v in SETTINGS.items()}
+    lr, kernel = layered_blur_downsample(padded, settings, 11, 4)
+    keep = [0, 2]
+    single = {k: v[1:2] for k, v in settings.items()}
+    reduced = LayeredScene(layers=scene.layers[1:2, keep], alpha=alpha[1:2, keep],
+                           layer_depth=scene.layer_depth[1:2, keep], image=scene.image[1:2], depth=scene.depth[1:2])
+    lr_ref, kernel_ref = layered_blur_downsample(reduced, single, 11, 4)
+    torch.testing.assert_close(lr[1:2], lr_ref, rtol=0, atol=1e-6)
+    torch.testing.assert_close(kernel[1:2], kernel_ref, rtol=0, atol=1e-7)
