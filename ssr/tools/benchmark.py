@@ -14,7 +14,7 @@ networks                  DKENet; NBSR                                 MANet's e
 blind path                SVKR (DKENet + NBSR, T rounds, no depth)     RRDBNet
 SSR                       sampling (N AMF-UNet steps with its          the same N steps of an LDM-SR / ResShift-size
                           condition encoders); end to end (SVKR +      diffusers ``UNet2DModel`` (118 M); end to end
-                          conditions + sampling + decode)              with a VQ-f4 decoder
+                          conditions + sampling + decode)              with a VQ-f4 decoder; RRDBNet
 start-up                  ``import ssr``; the blind path's lookups     ``import basicsr`` (with the torchvision alias)
                           (DKENet, NBSR, ``BlindSRModel``)             and its RRDBNet / ``SRModel`` lookups
 ========================  ===========================================  =============================================
@@ -226,6 +226,9 @@ def _ssr_pairs(st: BenchmarkSettings) -> list[Pair]:
         pairs.append(Pair('SSR', f'SSR end to end, {size}', wrap(lambda: pipe(lq).sr),
                           'same UNet + VQ-f4 decode', wrap(lambda u=peer: vq.decode(peer_sampling(u)).sample),
                           1.0 if dev == 'cuda' else None))
+    rrdb = _rrdbnet(dev)
+    pairs.append(Pair('SSR', f'SSR end to end, LR {n}² -> {4 * n}², {steps} steps, fp32', lambda: pipe(lq).sr,
+                      'RRDBNet (23 blocks)', lambda: rrdb(lq)))
     return pairs
 
 
