@@ -26,7 +26,7 @@ from types import ModuleType
 
 from ssr.compat import torchvision_alias
 from ssr.compat._import_hooks import when_imported
-from ssr.compat.registry_index import REGISTERING_PACKAGES, registering_modules
+from ssr.compat.registry_index import registering_modules
 
 _applied = False
 _registered = False
@@ -62,8 +62,6 @@ def register() -> None:
         return
     _registered = True  # before importing: a lookup made while the packages import must not re-enter
     try:
-        for name in REGISTERING_PACKAGES:
-            importlib.import_module(f'ssr.{name}')
         for module in registering_modules():
             importlib.import_module(module)
     except BaseException:

@@ -80,6 +80,11 @@ def is_mmsr(opt: Mapping) -> bool:
         isinstance(opt.get('path'), Mapping) and 'pretrain_model_G' in opt['path'])
 
 
+def _is_lmdb(root) -> bool:
+    """An MMSR root ending in ``.lmdb`` (read with the LMDB backend)."""
+    return str(root).rstrip('/').endswith('.lmdb')
+
+
 def _error(file, key: str, message: str):
     from ssr.utils.options import OptionError
 
@@ -161,7 +166,7 @@ def _gt_dataset(key: str, ds: Mapping, opt: Mapping, file, notes: list[str]) -> 
     out['kernel_size'] = int(opt.get('kernel_size', 21))
     out['noise_level'] = float(opt.get('noise', 0)) if opt.get('test_noise') else 0.0
     out['jpeg_quality'] = int(opt['jpeg']) if opt.get('test_jpeg') else None
-    out['io_backend'] = {'type': 'lmdb' if str(out['dataroot_gt']).rstrip('/').endswith('.lmdb') else 'disk'}
+    out['io_backend'] = {'type': 'lmdb' if _is_lmdb(out['dataroot_gt']) else 'disk'}
     sv = kernel.get('sv_mode', 0)
     blur = (f"sv_mode {sv}" if sv else 'isotropic sig {}'.format(kernel.get('sig')) if kernel.get('rate_iso', 1) >= 1
             else f"eigenvalues sig1 {kernel.get('sig1')} / sig2 {kernel.get('sig2')} px², theta {kernel.get('theta')}")
@@ -197,7 +202,7 @@ def _dataset(phase: str, ds: Mapping, file, notes: list[str], opt: Mapping | Non
         if k not in out:
             mmsr = 'dataroot_LQ' if k == 'dataroot_lq' else 'dataroot_GT'
             raise _error(file, f'{key}.{mmsr}', f'mode {mode} needs {mmsr}')
-    lmdb = [str(out[k]).rstrip('/').endswith('.lmdb') for k in needed]
+    lmdb = [_is_lmdb(out[k]) for k in needed]
     if any(lmdb) and not all(lmdb):
         raise _error(file, key, 'dataroot_GT and dataroot_LQ must both be LMDB or both folders')
     out['io_backend'] = {'type': 'lmdb' if all(lmdb) else 'disk'}
@@ -328,7 +333,7 @@ def _train_dataset(ds: Mapping, opt: Mapping, file, notes: list[str]) -> dict:
                             'rate_iso': opt.get('rate_iso', 1.0)}
     out['noise_high'] = float(opt.get('noise_high', 0)) if opt.get('train_noise') else 0.0
     out['jpeg_low'] = int(opt['jpeg_low']) if opt.get('train_jpeg') else None
-    out['io_backend'] = {'type': 'lmdb' if str(out['dataroot_gt']).rstrip('/').endswith('.lmdb') else 'disk'}
+    out['io_backend'] = {'type': 'lmdb' if _is_lmdb(out['dataroot_gt']) else 'disk'}
     notes.append(f"{key} (mode GT) -> MMSRGTDataset: random {out.get('gt_size')}² crops, random kernels "
                  f"(sig_min {out['random_kernel']['sig_min']}, sig_max {out['random_kernel']['sig_max']}, rate_iso "
                  f"{out['random_kernel']['rate_iso']}), noise up to {out['noise_high']:g}, JPEG from {out['jpeg_low']}")

@@ -13,10 +13,6 @@ from torch import Tensor
 
 from ssr.ops.kernels import kernel_moments
 
-COLORMAPS = {'viridis': cv2.COLORMAP_VIRIDIS, 'inferno': cv2.COLORMAP_INFERNO, 'magma': cv2.COLORMAP_MAGMA,
-             'turbo': cv2.COLORMAP_TURBO}
-
-
 def kernel_variance_map(field: Tensor) -> Tensor:
     """Per-pixel kernel variance (trace of the covariance) of a field.
 
@@ -36,20 +32,6 @@ def kernel_variance_map(field: Tensor) -> Tensor:
     cov = kernel_moments(kernels)[1]
     var = cov[..., 0, 0] + cov[..., 1, 1]
     return var[0] if squeeze else var
-
-
-def colorize(values: Tensor | np.ndarray, cmap: str = 'viridis', vmin: float | None = None,
-             vmax: float | None = None) -> np.ndarray:
-    """(h, w) values -> (h, w, 3) uint8 BGR with an OpenCV colormap, scaled to [vmin, vmax] (default: data range)."""
-    if cmap not in COLORMAPS:
-        raise ValueError(f'cmap {cmap!r} not in {tuple(COLORMAPS)}')
-    values = values.detach().cpu().numpy() if isinstance(values, Tensor) else np.asarray(values)
-    if values.ndim != 2:
-        raise ValueError(f'colorize takes a 2-D map, got shape {values.shape}')
-    lo = float(values.min()) if vmin is None else vmin
-    hi = float(values.max()) if vmax is None else vmax
-    scaled = np.clip((values - lo) / max(hi - lo, 1e-12), 0, 1)
-    return cv2.applyColorMap(np.round(scaled * 255).astype(np.uint8), COLORMAPS[cmap])
 
 
 def resize_nearest(img: np.ndarray, height: int, width: int) -> np.ndarray:

@@ -99,10 +99,11 @@ def test_apply_and_register_are_idempotent():
     import sys
 
     import ssr.compat
+    from ssr.compat.registry_index import REGISTERING_PACKAGES
     from ssr.compat.torchvision_alias import FunctionalTensorFinder
 
     ssr.compat.apply()
     ssr.compat.register()
     ssr.compat.register()
     assert sum(isinstance(f, FunctionalTensorFinder) for f in sys.meta_path) == 1
-    assert all(f'ssr.{name}' in sys.modules for name in ssr.compat.REGISTERING_PACKAGES)
+    assert all(f'ssr.{name}' in sys.modules for name in REGISTERING_PACKAGES)
