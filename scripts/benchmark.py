@@ -39,6 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--lr-size', type=int, default=32, help='LR side of the network and SSR rows. Default: 32.')
     p.add_argument('--steps', type=int, default=4, help='Sampler steps of the SSR rows. Default: 4.')
     p.add_argument('--seed', type=int, default=0, help='Seed of every random input. Default: 0.')
+    p.add_argument('--denormals', choices=('flush', 'keep'), default='flush',
+                   help="CPU denormal floats: 'flush' (to zero, both sides) or 'keep'. BasicSR's random kernels "
+                        'hold denormal taps whose cost depends on the CPU model (its uniform pipeline ran 5-7x '
+                        "slower with them on this project's VM), which would make the degradation rows measure the "
+                        "peer's denormals. Default: flush.")
     return p
 
 
@@ -54,13 +59,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.error('--device cuda: no CUDA device is available')
     if args.threads:
         torch.set_num_threads(args.threads)
+    torch.set_flush_denormal(args.denormals == 'flush')
     settings = BenchmarkSettings(device=args.device, sections=args.sections, batch=args.batch, size=args.size,
                                  crop=args.crop, lr_size=args.lr_size, steps=args.steps, seed=args.seed)
     rows = measure_pairs(build_pairs(settings), args.device, args.rounds,
                          log=lambda m: print(m, file=sys.stderr, flush=True))
     name = torch.cuda.get_device_name() if args.device == 'cuda' else f'CPU, {torch.get_num_threads()} thread(s)'
     print(format_table(rows, f'torch {torch.__version__}, {name}, THP_MEM_ALLOC_ENABLE='
-                       f'{os.environ["THP_MEM_ALLOC_ENABLE"]}, median of {args.rounds} interleaved rounds'))
+                       f'{os.environ["THP_MEM_ALLOC_ENABLE"]}, denormals {args.denormals}, median of {args.rounds} '
+                       'interleaved rounds'))
     if args.device == 'cuda' and (not args.sections or 'SSR' in args.sections):
         peak = tiled_peak_memory(settings)
         print(f"\nSSR end to end, {peak['hr_size']}² output, latent tiles {peak['tile']} / overlap "

@@ -52,15 +52,18 @@ def kernel_field_from_params(sigma1: Tensor, sigma2: Tensor, theta: Tensor, kern
                              max_chunk_elements: int | None = None, out: Tensor | None = None) -> Tensor:
     """Per-pixel anisotropic Gaussian kernels, the field form of ``ssr.ops.kernels.gaussian_kernels``.
 
-    The log-weights ``-0.5 q`` of every tap are one small matrix product, ``q = A x^2 + 2 B xy + C y^2`` with the
-    closed-form precision ``Sigma^-1 = [[A, B], [B, C]]`` per pixel and the tap monomials ``(x^2, 2xy, y^2)``
-    shared by all pixels; subtracting each pixel's maximum before ``exp`` keeps very narrow kernels from
-    underflowing to 0 / 0.
+    The log-weights ``-0.5 q`` of every tap are three broadcast multiply-adds, ``q = A x^2 + 2 B xy + C y^2`` with
+    the closed-form precision ``Sigma^-1 = [[A, B], [B, C]]`` per pixel and the tap monomials ``(x^2, 2xy, y^2)``
+    shared by all pixels. Before ``exp`` each pixel's log-weights are shifted by the largest of its four taps nearest
+    the kernel centre (by the pixel's exact maximum for kernels so narrow that this is below -80), so that no weight
+    overflows and none of a pixel's weights all underflow to 0 / 0; the result equals the exact-maximum form up to
+    float rounding (~1e-7).
 
     Memory: the output is ``B*K*K*h*w`` elements (460 MB in float32 for B = 1, K = 21, h = w = 512). The work runs
     over blocks of images x pixels with at most ``max_chunk_elements`` elements, so the one temporary (the block's
-    log-weights) stays that small. Default: 2^20 (4 MB in float32, so the passes over a block hit the cache) on
-    CPU, 2^24 (64 MB, few kernel launches) elsewhere. About 45 ms for a (16, 441, 64, 64) field on one CPU thread.
+    log-weights) stays that small, and each block's weights are normalised straight into the field. Default: 2^18
+    (1 MB in float32, within the L2 cache) on CPU, 2^24 (64 MB, few kernel launches) elsewhere. About 47 ms for a
+    (16, 441, 64, 64) field on one CPU thread (2^18: 47, 2^17: 54, 2^20: 53, 2^16: 78).
 
     Args:
         sigma1: ``(B, h, w)`` std along theta in HR pixels, > 0. Its floating dtype and device set the result's.
@@ -92,7 +95,7 @@ def kernel_field_from_params(sigma1: Tensor, sigma2: Tensor, theta: Tensor, kern
     device = sigma1.device
     batch, height, width = sigma1.shape
     if max_chunk_elements is None:
-        max_chunk_elements = 2**20 if device.type == 'cpu' else 2**24
+        max_chunk_elements = 2**18 if device.type == 'cpu' else 2**24
 
     # Closed-form precision of R diag(s1^2, s2^2) R^T: R diag(1 / s1^2, 1 / s2^2) R^T.
     theta = theta.to(device, dtype)
@@ -113,6 +116,13 @@ def kernel_field_from_params(sigma1: Tensor, sigma2: Tensor, theta: Tensor, kern
                          f'{tuple(out.shape)} {out.dtype} on {out.device}')
     else:
         field = out.view(batch, taps, pixels)
+    # Stabiliser: the largest log-weight among the (up to) four taps nearest the kernel centre, per pixel. It is at
+    # most the pixel's maximum (a maximum over fewer taps) and at least -80 for every kernel wider than ~0.06 HR px at
+    # x4, so exp(logit - m) cannot overflow and its largest value is >= 1: the amax pass over all taps is only needed
+    # for the rare pixels with m < -80, where the pixel's exact maximum is used instead.
+    nearest = (x.abs() + y.abs()).flatten().argsort(stable=True)[:4]
+    stabiliser = torch.einsum('kn,bkp->bnp', monomials[:, nearest, 0], prec).amax(dim=1)  # (B, h*w)
+    neg_stabiliser = stabiliser.neg().unsqueeze(1)  # (B, 1, h*w)
     chunks = _chunks(batch, pixels, taps, max_chunk_elements)
     # one scratch block reused by every chunk: a fresh multi-MB tensor per chunk costs its page faults each time
     scratch = torch.empty(max(b1 - b0 for b0, b1, _, _ in chunks) * taps * max(p1 - p0 for _, _, p0, p1 in chunks),
@@ -121,15 +131,17 @@ def kernel_field_from_params(sigma1: Tensor, sigma2: Tensor, theta: Tensor, kern
         # three broadcast multiply-adds, not a (K*K, 3) @ (3, p) matmul: with an inner dimension of 3 BLAS runs
         # at ~6 ns per output element on the CPU, these at ~0.25 ns
         block = prec[b0:b1, :, p0:p1].unsqueeze(2)  # (b, 3, 1, p)
-        logits = torch.mul(monomials[0], block[:, 0], out=scratch[:(b1 - b0) * taps * (p1 - p0)].view(
-            b1 - b0, taps, p1 - p0))  # (b, K*K, p)
+        logits = torch.addcmul(neg_stabiliser[b0:b1, :, p0:p1], monomials[0], block[:, 0], out=scratch[
+            :(b1 - b0) * taps * (p1 - p0)].view(b1 - b0, taps, p1 - p0))  # (b, K*K, p): log-weight - m
         logits.addcmul_(monomials[1], block[:, 1]).addcmul_(monomials[2], block[:, 2])
-        logits -= logits.amax(dim=1, keepdim=True)
+        narrow = stabiliser[b0:b1, p0:p1].unsqueeze(1) < -80
+        if narrow.any():  # very narrow kernels: their own maximum, so that no weight overflows
+            logits -= torch.where(narrow, logits.amax(dim=1, keepdim=True), 0)
         # exp(-80) ~ 2e-35 is still a normal float32: denormal results make exp several times slower on x86, and
         # taps that small carry no weight anyway.
-        # exp in place on the contiguous block, then one copy: exp into the strided field slice is 3x slower.
+        # exp in place on the contiguous block; the normalised weights are written straight into the field
         weights = logits.clamp_(min=-80).exp_()
-        field[b0:b1, :, p0:p1] = weights.div_(weights.sum(dim=1, keepdim=True))
+        torch.div(weights, weights.sum(dim=1, keepdim=True), out=field[b0:b1, :, p0:p1])
     return field.view(batch, taps, height, width)
 
 

@@ -62,6 +62,26 @@ def test_field_keeps_narrow_kernels_finite():
     torch.testing.assert_close(field.sum(1), torch.ones(1, 2, 2))
 
 
+
+def test_field_mixes_narrow_and_wide_kernels_in_one_block():
+    # the stabiliser is the best of the four taps nearest the centre, and the exact maximum only for pixels whose
+    # kernel is so narrow that this is below -80: both kinds in one block give each pixel its own kernel
+    sigma1, sigma2, theta = _random_params(2, 3, 4, seed=5)
+    sigma1[0, 0, :2], sigma2[0, 0, :2] = 0.02, 0.01  # m < -80 at x4
+    field = kernel_field_from_params(sigma1, sigma2, theta, 9, 4)
+    expected = gaussian_kernels(sigma1.double(), sigma2.double(), theta.double(), 9, 4).flatten(-2).permute(0, 3, 1, 2)
+    torch.testing.assert_close(field.double(), expected, rtol=1e-5, atol=1e-7)
+    assert torch.isfinite(field).all()
+    for chunk in (81, 81 * 5):  # one pixel per block, blocks that split the rows
+        torch.testing.assert_close(kernel_field_from_params(sigma1, sigma2, theta, 9, 4, max_chunk_elements=chunk),
+                                   field, rtol=0, atol=1e-7)
+
+
+def test_field_has_no_denormal_weights():
+    sigma1, sigma2, theta = _random_params(2, 4, 4, seed=6)
+    field = kernel_field_from_params(0.1 * sigma1, 0.1 * sigma2, theta, 21, 4)
+    assert not ((field > 0) & (field < torch.finfo(field.dtype).tiny)).any()
+
 def test_field_follows_parameter_dtype():
     sigma1, sigma2, theta = (p.double() for p in _random_params(1, 2, 3))
     assert kernel_field_from_params(sigma1, sigma2, theta, 5, 2).dtype == torch.float64

@@ -112,6 +112,19 @@ def test_chunking_does_not_change_the_result(method, chunk):
     assert (whole - banded).abs().max().item() < 1e-6
 
 
+
+@pytest.mark.parametrize('method', ['shift', 'polyphase'])
+def test_image_groups_do_not_change_the_result(method, monkeypatch):
+    # on the CPU a batch runs as groups of whole images (each padded and blurred while in the cache)
+    import ssr.ops.sv_blur as sv_blur
+    hr = random_image(5, 3, 24, 16, seed=12)
+    field = random_field(5, 9, 6, 4, seed=13)
+    whole = sv_blur_downsample(hr, field, 4, method='unfold', max_chunk_elems=None)
+    monkeypatch.setattr(sv_blur, '_CPU_GROUP_ELEMS', 2 * 3 * 6 * 4)  # groups of 2, 2 and 1 images
+    assert sv_blur._images_per_group(method, hr.device, 3 * 6 * 4, sv_blur.DEFAULT_MAX_CHUNK_ELEMS, 5) == 2
+    grouped = sv_blur_downsample(hr, field, 4, method=method)
+    assert (whole - grouped).abs().max().item() < 1e-6
+
 def test_auto_method_table_names_known_methods():
     assert set(AUTO_METHOD.values()) <= set(METHODS)
     # small calls go to 'strided' on the CPU, large ones to the table's method
