@@ -37,17 +37,24 @@ MMSR key                                      ssr / BasicSR key
 ``cal_lr_psnr``, ``use_tb_logger``, ``path.results_root`` / ``root`` / ``log``, ``data_type``, ``color``) are noted as
 not used. Every other key is an :class:`OptionError` naming it.
 
-Training files (``ssr/train.py -opt``) are translated for MANet stage 3 (``MANet_s3``): ``datasets.train``
+MANet's three stages, test and training files: ``MANet_s1`` (the kernel estimator alone) -> ``MANetEstimator`` in a
+``KernelEstimatorModel`` (weights ``path.pretrain_model_K`` or ``_G``; validated on kernels: ``kernel_psnr``,
+``lr_psnr``), ``MANet_s2`` (the non-blind RRDB-SFT fed with the true kernels) -> ``MANetSR`` in a ``NonBlindSRModel``,
+``MANet_s3`` -> ``MANetBlindSR`` in a ``BlindSRModel``. Training files (``ssr/train.py -opt``): ``datasets.train``
 (``mode: GT``) becomes an ``MMSRGTDataset`` with random ``GT_size`` crops, ``use_flip`` / ``use_rot`` and MANet's
 random kernels (``sig_min``, ``sig_max``, ``rate_iso``; ``train_noise`` / ``noise_high``, ``train_jpeg`` /
-``jpeg_low``); ``path.pretrain_model_K`` / ``pretrain_model_G`` load the stage-1 / stage-2 files into
+``jpeg_low``); in stage 3 ``path.pretrain_model_K`` / ``pretrain_model_G`` load the stage-1 / stage-2 files into
 ``MANetBlindSR``'s estimator / SR part (``estimator_path`` / ``sr_path``); ``train`` maps ``lr_G``, ``beta1`` /
 ``beta2``, ``weight_decay_G`` to an Adam ``optim_g``, ``niter`` to ``total_iter``, ``lr_scheme`` (``MultiStepLR`` with
-``lr_steps`` / ``lr_gamma`` / ``restarts``, or ``CosineAnnealingLR_Restart`` with ``T_period``) to BasicSR's
-schedulers, ``pixel_criterion`` / ``pixel_weight`` to ``pixel_opt``; ``logger`` and ``use_tb_logger`` carry over.
+``lr_steps`` / ``lr_gamma`` / ``restarts``, or ``CosineAnnealingLR_Restart`` with ``T_period`` / ``restarts`` /
+``restart_weights``) to BasicSR's schedulers, ``pixel_criterion`` / ``pixel_weight`` to ``pixel_opt`` (stages 2, 3)
+and stage 1's ``kernel_criterion`` / ``kernel_weight`` to a ``KernelFieldLoss`` of the same value (MANet's
+1e4-scaled, per-pixel-divided L1 / L2; tested equal); ``logger`` and ``use_tb_logger`` carry over. A loss a stage
+cannot compute (``pixel_criterion`` in stage 1, ``kernel_criterion`` in stages 2 / 3, ``pixel_criterion_lr``) is an
+error naming it.
 
 Not translated (an error that says so): DCLS's ``degradation`` block with ``mode: GT`` (write the LR set with
-``scripts/generate_sv_testset.py`` and use ``mode: LQGT``), training files of MANet stages 1 / 2, DCLS and IKC.
+``scripts/generate_sv_testset.py`` and use ``mode: LQGT``), DCLS and IKC training files, IKC networks.
 """
 from __future__ import annotations
 
@@ -59,7 +66,13 @@ from collections.abc import Mapping
 __all__ = ['is_mmsr', 'translate_mmsr']
 
 MANET_MODELS = ('MANet_s3', 'MANet')
-MANET_TRAIN_MODELS = ('MANet_s3',)
+MANET_ESTIMATOR_MODELS = ('MANet_s1',)
+MANET_NONBLIND_MODELS = ('MANet_s2',)
+MANET_TRAIN_MODELS = ('MANet_s1', 'MANet_s2', 'MANet_s3')
+# network_G keys each MANet stage builds its network from (the official classes take and ignore the others)
+MANET_STAGE_KEYS = {'MANet_s1': ('in_nc', 'manet_nf', 'manet_nb', 'split'),
+                    'MANet_s2': ('in_nc', 'out_nc', 'nf', 'nb', 'gc')}
+MODEL_TYPES = {'MANet_s1': 'KernelEstimatorModel', 'MANet_s2': 'NonBlindSRModel'}
 TRAIN_SYNTHESIS_KEYS = ('sig_min', 'sig_max', 'rate_iso', 'train_noise', 'noise_high', 'train_jpeg', 'jpeg_low')
 DCLS_MODELS = ('DCLS',)
 MANET_NET_KEYS = ('in_nc', 'out_nc', 'nf', 'nb', 'gc', 'manet_nf', 'manet_nb', 'split')
@@ -97,6 +110,8 @@ def _network(opt: Mapping, file, notes: list[str]) -> dict:
         raise _error(file, 'network_G.which_model_G', 'an MMSR file needs network_G.which_model_G')
     which = net['which_model_G']
     scale = opt.get('scale', 4)
+    if which in MANET_STAGE_KEYS:
+        return _manet_stage_network(which, net, opt, file, notes)
     if which in MANET_MODELS:
         out = {'type': 'MANetBlindSR'}
         for key, value in net.items():
@@ -137,7 +152,47 @@ def _network(opt: Mapping, file, notes: list[str]) -> dict:
         notes.append(f'network_G ({which}) -> network_g (DCLSNet)')
         return out
     raise _error(file, 'network_G.which_model_G', f'{which!r} is not translated; ssr runs '
-                 f'{", ".join(MANET_MODELS + DCLS_MODELS)} from MMSR files (write an ssr file for others)')
+                 f'{", ".join(MANET_ESTIMATOR_MODELS + MANET_NONBLIND_MODELS + MANET_MODELS + DCLS_MODELS)} from '
+                 'MMSR files (write an ssr file for others)')
+
+
+def _manet_stage_network(which: str, net: Mapping, opt: Mapping, file, notes: list[str]) -> dict:
+    """MANet stage 1 (``MANet_s1``: the kernel estimator alone) -> ``MANetEstimator``; stage 2 (``MANet_s2``: the
+    non-blind RRDB-SFT fed with true kernels) -> ``MANetSR``."""
+    used = MANET_STAGE_KEYS[which]
+    scale = int(net.get('scale', opt.get('scale', 4)))
+    values = {}
+    for key, value in net.items():
+        if key in ('which_model_G', 'scale'):
+            continue
+        if key not in MANET_NET_KEYS + MANET_TOP_KEYS:
+            raise _error(file, f'network_G.{key}', f'has no meaning for {which}; it takes {", ".join(used)}')
+        if key in used or key in MANET_TOP_KEYS:
+            values[key] = value
+        elif value is not None:
+            notes.append(f'network_G.{key}: not used ({which} builds its network from {", ".join(used)})')
+    for key in MANET_TOP_KEYS:
+        if key in opt and key not in values:
+            values[key] = opt[key]
+    values = {k: v for k, v in values.items() if v is not None}
+    kernel_size = int(values.pop('kernel_size', 21))
+    if which == 'MANet_s1':
+        nf = int(values.get('manet_nf', 128))
+        out = {'type': 'MANetEstimator', 'in_nc': values.get('in_nc', 3), 'kernel_size': kernel_size,
+               'nc': [nf, 2 * nf], 'nb': values.get('manet_nb', 1), 'split': values.get('split', 2), 'scale': scale,
+               'kernel_layout': 'ssr'}
+        for key in ('code_length', 'pca_path'):
+            if key in values:
+                notes.append(f'{key}: not used (the stage-1 estimator has no PCA)')
+        notes.append(f'network_G ({which}) -> network_g (MANetEstimator, nc [{nf}, {2 * nf}], kernel_layout: ssr)')
+        return out
+    out = {'type': 'MANetSR', **{k: values[k] for k in ('in_nc', 'out_nc', 'nf', 'nb', 'gc') if k in values},
+           'scale': scale, 'code_length': values.get('code_length', 15), 'kernel_size': kernel_size,
+           'kernel_layout': 'ssr'}
+    if 'pca_path' in values:
+        out['pca_path'] = values['pca_path']
+    notes.append(f'network_G ({which}) -> network_g (MANetSR, fed the data\'s true kernels; kernel_layout: ssr)')
+    return out
 
 
 def _gt_dataset(key: str, ds: Mapping, opt: Mapping, file, notes: list[str]) -> dict:
@@ -219,18 +274,19 @@ def translate_mmsr(opt: Mapping, file: str | os.PathLike, is_train: bool) -> tup
     Raises:
         OptionError: a key with no meaning in ssr (named), a network, dataset mode or training file not translated.
     """
-    if is_train:
-        which = (opt.get('network_G') or {}).get('which_model_G') if isinstance(opt.get('network_G'), Mapping) else None
-        if which not in MANET_TRAIN_MODELS:
-            raise _error(file, 'network_G.which_model_G', f'MMSR training files are translated for MANet stage 3 '
-                         f'({", ".join(MANET_TRAIN_MODELS)}), not {which!r}; write an ssr training file '
-                         '(options/train_*.yml)')
+    which = (opt.get('network_G') or {}).get('which_model_G') if isinstance(opt.get('network_G'), Mapping) else None
+    if is_train and which not in MANET_TRAIN_MODELS:
+        raise _error(file, 'network_G.which_model_G', f'MMSR training files are translated for MANet stages 1-3 '
+                     f'({", ".join(MANET_TRAIN_MODELS)}), not {which!r}; write an ssr training file '
+                     '(options/train_*.yml)')
     notes: list[str] = []
     out: OrderedDict = OrderedDict()
     out['name'] = opt.get('name') or os.path.splitext(os.path.basename(str(file)))[0]
-    out['model_type'] = 'BlindSRModel'
+    out['model_type'] = MODEL_TYPES.get(which, 'BlindSRModel')
     if 'model' in opt:
-        notes.append(f'model: {opt["model"]} -> model_type: BlindSRModel')
+        notes.append(f'model: {opt["model"]} -> model_type: {out["model_type"]}')
+    if which in MANET_ESTIMATOR_MODELS:
+        out['depth_input'] = 'none'  # MANet's estimator sees the LR image only
     gpus = opt.get('gpu_ids')
     out['num_gpu'] = len(gpus) if isinstance(gpus, (list, tuple)) else 0
     notes.append(f'gpu_ids: {gpus!r} -> num_gpu: {out["num_gpu"]}')
@@ -257,8 +313,20 @@ def translate_mmsr(opt: Mapping, file: str | os.PathLike, is_train: bool) -> tup
     out['datasets'] = datasets
     path = dict(opt.get('path') or {})
     out['path'] = OrderedDict()
+    stage_path = which in MANET_STAGE_KEYS
+    if which in MANET_ESTIMATOR_MODELS and path.get('pretrain_model_K') and path.get('pretrain_model_G'):
+        raise _error(file, 'path.pretrain_model_G', f'{which} loads one file into its estimator: give '
+                     'pretrain_model_K or pretrain_model_G, not both')
     for key, value in path.items():
-        if is_train and key in ('pretrain_model_K', 'pretrain_model_G'):
+        if stage_path and key in ('pretrain_model_K', 'pretrain_model_G'):
+            if key == 'pretrain_model_K' and which in MANET_NONBLIND_MODELS and value is not None:
+                raise _error(file, 'path.pretrain_model_K', f'{which} has no kernel estimator; its weights are '
+                             'path.pretrain_model_G')
+            if value is not None:
+                out['path']['pretrain_network_g'] = value
+                out['path']['param_key_g'] = None  # the official releases are raw state_dicts
+                notes.append(f'path.{key} -> path.pretrain_network_g (param_key_g: ~)')
+        elif is_train and key in ('pretrain_model_K', 'pretrain_model_G'):
             field = 'estimator_path' if key == 'pretrain_model_K' else 'sr_path'
             if value is not None:
                 out['network_g'][field] = value
@@ -266,7 +334,7 @@ def translate_mmsr(opt: Mapping, file: str | os.PathLike, is_train: bool) -> tup
                          'weights loaded into that part, strictly)')
         elif is_train and key == 'resume_state':
             out['path']['resume_state'] = value
-        elif is_train and key == 'strict_load':
+        elif is_train and key == 'strict_load' and not stage_path:
             notes.append('path.strict_load: not used (the stage-1 / stage-2 parts load strictly)')
         elif key == 'pretrain_model_G':
             out['path']['pretrain_network_g'] = value
@@ -284,11 +352,14 @@ def translate_mmsr(opt: Mapping, file: str | os.PathLike, is_train: bool) -> tup
     out['val'] = {'save_img': True, 'suffix': opt.get('suffix'),
                   'metrics': {'psnr': dict(type='calculate_psnr', **metric),
                               'ssim': dict(type='calculate_ssim', **metric)}}
+    if which in MANET_ESTIMATOR_MODELS:  # KernelEstimatorModel reports kernel_mse / kernel_psnr / lr_psnr itself
+        out['val'] = {'save_img': False, 'suffix': opt.get('suffix')}
+        notes.append('crop_border: not used (the stage-1 estimator is validated on kernels)')
     gt_sets = any(isinstance(ds, Mapping) and ds.get('mode') == 'GT' for ds in (opt.get('datasets') or {}).values())
     known = {'name', 'model', 'gpu_ids', 'scale', 'manual_seed', 'network_G', 'datasets', 'path', 'crop_border',
              'suffix'} | set(MANET_TOP_KEYS)
     if is_train:
-        _train_sections(opt, out, file, notes)
+        _train_sections(opt, out, file, notes, which)
         known |= {'train', 'logger', 'use_tb_logger'}
     for key in opt:
         if key in known:
@@ -344,16 +415,83 @@ PIXEL_LOSSES = {'l1': 'L1Loss', 'l2': 'MSELoss', 'cb': 'CharbonnierLoss'}
 LR_SCHEMES = ('MultiStepLR', 'CosineAnnealingLR_Restart')
 
 
-def _train_sections(opt: Mapping, out: dict, file, notes: list[str]) -> None:
+KERNEL_LOSSES = {'l1': 'l1', 'l2': 'mse'}
+
+
+def _loss_keys(train: Mapping, which: str | None, file) -> None:
+    """The losses a MANet stage computes: the kernel loss in stage 1, the pixel loss in stages 2 and 3 (MANet's
+    ``B_model`` builds every criterion that is not ``~``; a stage without that output would crash on it)."""
+    kernel_stage = which in MANET_ESTIMATOR_MODELS
+    for key in ('pixel_criterion_lr', 'pixel_weight_lr'):
+        if train.get(key) is not None:
+            raise _error(file, f'train.{key}', 'the LR re-degradation loss is not translated (MANet blurs with '
+                         'replicate padding); set it to ~ or write an ssr file with consistency_opt')
+    if kernel_stage and train.get('pixel_criterion') is not None:
+        raise _error(file, 'train.pixel_criterion', f'{which} estimates kernels only: it has no SR output for a '
+                     'pixel loss; set it to ~ and use kernel_criterion')
+    if not kernel_stage and train.get('kernel_criterion') is not None:
+        raise _error(file, 'train.kernel_criterion', f'{which} is trained with the pixel loss only here; set it to ~ '
+                     '(train MANet_s1 for the kernel estimator)')
+    if kernel_stage and train.get('kernel_criterion', 'l1') not in KERNEL_LOSSES:
+        raise _error(file, 'train.kernel_criterion', f'{train.get("kernel_criterion")!r} not in '
+                     f'{sorted(KERNEL_LOSSES)}')
+
+
+def _kernel_opt(train: Mapping, out: dict, file, notes: list[str]) -> dict:
+    """MANet's stage-1 kernel loss, ``kernel_weight * crit(1e4 K_est, 1e4 K) / (h w)`` with ``crit`` the mean over
+    every tap of every pixel, as a ``KernelFieldLoss`` (sum over the k*k taps, mean over pixels): the same value for
+    ``loss_weight = kernel_weight * 1e4^p / (h w k^2)`` (p = 1 for l1, 2 for l2), h w the LR crop's pixels."""
+    criterion = train.get('kernel_criterion', 'l1')
+    k = int(out['network_g']['kernel_size'])
+    lr_side = int(out['datasets']['train'].get('gt_size') or 0) // int(out['scale'])
+    if lr_side < 1:
+        raise _error(file, 'datasets.train.GT_size', 'MANet_s1 needs GT_size (its kernel loss is divided '
+                     'by the LR crop\'s pixels)')
+    power = 1 if criterion == 'l1' else 2
+    weight = float(train.get('kernel_weight', 1.0)) * 1e4**power / (lr_side * lr_side * k * k)
+    notes.append(f'train.kernel_criterion {criterion}, kernel_weight -> kernel_opt KernelFieldLoss (loss_weight '
+                 f'{weight:.6g}: MANet\'s 1e4-scaled mean over the {lr_side}² LR crop)')
+    return {'type': 'KernelFieldLoss', 'criterion': KERNEL_LOSSES[criterion], 'loss_weight': weight}
+
+
+def _cosine_restarts(train: Mapping, file) -> dict:
+    """MMSR's ``CosineAnnealingLR_Restart`` (``T_period``; ``restarts``: the iterations where period i + 1 starts;
+    ``restart_weights``: one per restart) -> BasicSR's ``CosineAnnealingRestartLR`` (``periods``, one weight per
+    period, restarts at their cumulative sums): the periods that run, weights ``[1] + restart_weights``."""
+    periods = [int(float(p)) for p in train.get('T_period') or []]
+    if not periods:
+        raise _error(file, 'train.T_period', 'CosineAnnealingLR_Restart needs T_period')
+    restarts = [int(float(r)) for r in train.get('restarts') or []]
+    weights = list(train.get('restart_weights') or [1] * len(restarts))
+    if len(weights) != len(restarts):
+        raise _error(file, 'train.restart_weights', f'{len(weights)} weights for {len(restarts)} restarts: MMSR '
+                     'needs one per restart')
+    if len(restarts) >= len(periods):
+        raise _error(file, 'train.restarts', f'{len(restarts)} restarts need {len(restarts) + 1} T_period entries, '
+                     f'got {len(periods)}')
+    ends = [sum(periods[:i + 1]) for i in range(len(restarts))]
+    if restarts != ends:
+        raise _error(file, 'train.restarts', f'restarts {restarts} are not where the T_period periods end ({ends}); '
+                     'BasicSR restarts at the end of each period')
+    return {'type': 'CosineAnnealingRestartLR', 'periods': periods[:len(restarts) + 1],
+            'restart_weights': [1] + weights, 'eta_min': float(train.get('eta_min', 0))}
+
+
+def _train_sections(opt: Mapping, out: dict, file, notes: list[str], which: str | None = None) -> None:
     """MANet's ``train`` and ``logger`` blocks -> BasicSR's ``train`` / ``logger`` / ``val.val_freq``."""
     train = dict(opt.get('train') or {})
     known = {'lr_G', 'beta1', 'beta2', 'weight_decay_G', 'niter', 'warmup_iter', 'lr_scheme', 'lr_steps', 'lr_gamma',
              'restarts', 'restart_weights', 'eta_min', 'T_period', 'pixel_criterion', 'pixel_weight', 'manual_seed',
-             'val_freq'}
+             'val_freq', 'kernel_criterion', 'kernel_weight', 'pixel_criterion_lr', 'pixel_weight_lr',
+             'clear_state'}
     unknown = sorted(set(train) - known)
     if unknown:
-        raise _error(file, f'train.{unknown[0]}', f'has no meaning in ssr for a MANet stage-3 training file (known: '
+        raise _error(file, f'train.{unknown[0]}', f'has no meaning in ssr for a MANet training file (known: '
                      f'{", ".join(sorted(known))})')
+    _loss_keys(train, which, file)
+    if train.get('clear_state'):
+        raise _error(file, 'train.clear_state', 'clearing the optimizer state at restarts is not translated; set it '
+                     'to ~')
     for k in ('lr_G', 'niter'):
         if k not in train:
             raise _error(file, f'train.{k}', 'required option is missing')
@@ -370,18 +508,19 @@ def _train_sections(opt: Mapping, out: dict, file, notes: list[str]) -> None:
         if restarts:
             scheduler.update(restarts=list(restarts), restart_weights=list(weights or [1] * len(restarts)))
     else:
-        periods = list(train.get('T_period') or [])
-        if not periods:
-            raise _error(file, 'train.T_period', 'CosineAnnealingLR_Restart needs T_period')
-        scheduler = {'type': 'CosineAnnealingRestartLR', 'periods': periods,
-                     'restart_weights': list(weights or [1] * len(periods)), 'eta_min': float(train.get('eta_min', 0))}
-    criterion = train.get('pixel_criterion', 'l1')
-    if criterion not in PIXEL_LOSSES:
-        raise _error(file, 'train.pixel_criterion', f'{criterion!r} not in {sorted(PIXEL_LOSSES)}')
+        scheduler = _cosine_restarts(train, file)
     out['train'] = {'optim_g': optim, 'scheduler': scheduler, 'total_iter': int(float(train['niter'])),
-                    'warmup_iter': int(train.get('warmup_iter', -1) or -1),
-                    'pixel_opt': {'type': PIXEL_LOSSES[criterion], 'loss_weight': float(train.get('pixel_weight', 1.0)),
-                                  'reduction': 'mean'}}
+                    'warmup_iter': int(train.get('warmup_iter', -1) or -1)}
+    if which in MANET_ESTIMATOR_MODELS:
+        out['train']['kernel_opt'] = _kernel_opt(train, out, file, notes)
+        loss_note = 'kernel_opt KernelFieldLoss'
+    else:
+        criterion = train.get('pixel_criterion', 'l1')
+        if criterion not in PIXEL_LOSSES:
+            raise _error(file, 'train.pixel_criterion', f'{criterion!r} not in {sorted(PIXEL_LOSSES)}')
+        out['train']['pixel_opt'] = {'type': PIXEL_LOSSES[criterion],
+                                     'loss_weight': float(train.get('pixel_weight', 1.0)), 'reduction': 'mean'}
+        loss_note = f'pixel_opt {PIXEL_LOSSES[criterion]}'
     if 'manual_seed' in train:
         out['manual_seed'] = train['manual_seed']
     if 'val_freq' in train:
@@ -395,4 +534,4 @@ def _train_sections(opt: Mapping, out: dict, file, notes: list[str]) -> None:
                      'save_checkpoint_freq': int(float(logger.get('save_checkpoint_freq', 5000))),
                      'use_tb_logger': bool(opt.get('use_tb_logger', False))}
     notes.append(f'train -> optim_g Adam (lr {optim["lr"]:g}), {scheduler["type"]}, total_iter '
-                 f'{out["train"]["total_iter"]}, pixel_opt {PIXEL_LOSSES[criterion]}; logger, use_tb_logger mapped')
+                 f'{out["train"]["total_iter"]}, {loss_note}; logger, use_tb_logger mapped')

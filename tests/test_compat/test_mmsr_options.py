@@ -141,8 +141,8 @@ def test_manet_stage3_training_translation():
 
 
 @pytest.mark.parametrize('edit, key, message', [
-    (lambda o: o['network_G'].update(which_model_G='MANet_s1'), 'network_G.which_model_G', 'MANet stage 3'),
-    (lambda o: o['train'].update(lr_E=1e-4), 'train.lr_E', 'has no meaning in ssr for a MANet stage-3'),
+    (lambda o: o['network_G'].update(which_model_G='IKC_SFTMD'), 'network_G.which_model_G', 'MANet stages 1-3'),
+    (lambda o: o['train'].update(lr_E=1e-4), 'train.lr_E', 'has no meaning in ssr for a MANet training file'),
     (lambda o: o['train'].update(lr_scheme='StepLR'), 'train.lr_scheme', 'is not translated'),
     (lambda o: o['datasets']['train'].update(mode='LQGT'), 'datasets.train.mode', 'MANet trains on mode: GT'),
     (lambda o: o['logger'].update(wandb=1), 'logger.wandb', 'has no meaning'),
@@ -155,9 +155,109 @@ def test_training_keys_without_meaning_are_errors(edit, key, message):
     assert info.value.key == key
 
 
-def test_dcls_training_files_are_refused_with_a_reason():
-    with pytest.raises(OptionError, match='translated for MANet stage 3'):
-        translate_mmsr(DCLS, 'd.yml', is_train=True)
+def _stage(train: dict, which: str) -> dict:
+    """MANET_TRAIN edited into the layout of MANet's train_stage1.yml / train_stage2.yml."""
+    opt = copy.deepcopy(train)
+    if which == 'MANet_s1':  # the estimator alone, trained with the kernel loss
+        opt['network_G'] = {'which_model_G': 'MANet_s1', 'in_nc': 3, 'out_nc': None, 'nf': None, 'nb': None,
+                            'gc': None, 'manet_nf': 8, 'manet_nb': 1, 'split': 2}
+        del opt['train']['pixel_criterion'], opt['train']['pixel_weight']
+        opt['train'].update(kernel_criterion='l1', kernel_weight=1.0)
+    else:  # the non-blind SR fed with the true kernels
+        opt['network_G'] = {'which_model_G': 'MANet_s2', 'in_nc': 3, 'out_nc': 3, 'nf': 8, 'nb': 1, 'gc': 4,
+                            'manet_nf': None, 'manet_nb': None, 'split': None}
+        opt['train'].update(lr_scheme='CosineAnnealingLR_Restart', T_period=[2, 2, 2], restarts=[2],
+                            restart_weights=[0.5])
+        opt['pca_path'] = None
+    opt['path'] = {'pretrain_model_G': None, 'strict_load': True, 'resume_state': None}
+    return opt
+
+
+def test_manet_stage1_training_translation():
+    opt, notes = translate_mmsr(_stage(MANET_TRAIN, 'MANet_s1'), 'train_stage1.yml', is_train=True)
+    assert opt['model_type'] == 'KernelEstimatorModel' and opt['depth_input'] == 'none'
+    assert opt['network_g'] == {'type': 'MANetEstimator', 'in_nc': 3, 'kernel_size': 11, 'nc': [8, 16], 'nb': 1,
+                                'split': 2, 'scale': 4, 'kernel_layout': 'ssr'}
+    # MANet: kernel_weight * L1(1e4 K_est, 1e4 K) / (h w), L1 the mean over B x (h w) x k x k; KernelFieldLoss sums
+    # the k*k taps: the same loss for loss_weight 1e4 / (h w k^2), here h = w = 32 / 4, k = 11
+    assert opt['train']['kernel_opt'] == {'type': 'KernelFieldLoss', 'criterion': 'l1',
+                                          'loss_weight': pytest.approx(1e4 / (8 * 8 * 11 * 11))}
+    assert 'pixel_opt' not in opt['train'] and 'metrics' not in opt['val']
+    assert opt['datasets']['train']['type'] == 'MMSRGTDataset'
+    assert 'network_G.out_nc' not in ' '.join(notes)  # None values are the official file's "not used" markers
+
+
+def test_manet_stage1_kernel_loss_equals_manets():
+    from ssr.losses.kernel_loss import KernelFieldLoss
+
+    opt, _ = translate_mmsr(_stage(MANET_TRAIN, 'MANet_s1'), 'train_stage1.yml', is_train=True)
+    kernel_opt = dict(opt['train']['kernel_opt'])
+    kernel_opt.pop('type')
+    gen = torch.Generator().manual_seed(0)
+    est = torch.rand(2, 121, 8, 8, generator=gen).softmax(1)
+    true = torch.rand(2, 121, 1, 1, generator=gen).softmax(1).expand(-1, -1, 8, 8)
+    # MANet's stage-1 loss: kernels as (B, h*w, k, k), true kernel repeated over the pixels
+    official = torch.nn.L1Loss()(est.flatten(2).transpose(1, 2) * 1e4, true.flatten(2).transpose(1, 2) * 1e4) / 64
+    torch.testing.assert_close(KernelFieldLoss(**kernel_opt)(est, true), official)
+
+
+def test_manet_stage2_training_translation():
+    opt, notes = translate_mmsr(_stage(MANET_TRAIN, 'MANet_s2'), 'train_stage2.yml', is_train=True)
+    assert opt['model_type'] == 'NonBlindSRModel'
+    assert opt['network_g'] == {'type': 'MANetSR', 'in_nc': 3, 'out_nc': 3, 'nf': 8, 'nb': 1, 'gc': 4, 'scale': 4,
+                                'code_length': 6, 'kernel_size': 11, 'kernel_layout': 'ssr'}
+    # MMSR: restarts at iteration 2 with weight 0.5; BasicSR: one weight per period that runs
+    assert opt['train']['scheduler'] == {'type': 'CosineAnnealingRestartLR', 'periods': [2, 2],
+                                         'restart_weights': [1, 0.5], 'eta_min': 1e-7}
+    assert opt['train']['pixel_opt']['type'] == 'L1Loss'
+
+
+def test_manet_stage1_and_stage2_test_files():
+    s1 = copy.deepcopy(MANET)
+    s1['network_G'] = _stage(MANET_TRAIN, 'MANet_s1')['network_G']
+    s1['path'] = {'strict_load': True, 'pretrain_model_K': 'stage1.pth'}
+    opt, _ = translate_mmsr(s1, 'test_stage1.yml', is_train=False)
+    assert opt['model_type'] == 'KernelEstimatorModel'
+    assert opt['path'] == {'strict_load_g': True, 'pretrain_network_g': 'stage1.pth', 'param_key_g': None}
+    s2 = copy.deepcopy(MANET)
+    s2['network_G'] = _stage(MANET_TRAIN, 'MANet_s2')['network_G']
+    s2['pca_path'] = 'pca.pth'
+    opt, _ = translate_mmsr(s2, 'test_stage2.yml', is_train=False)
+    assert opt['model_type'] == 'NonBlindSRModel' and opt['network_g']['pca_path'] == 'pca.pth'
+    assert opt['path']['pretrain_network_g'] == 'manet.pth'
+
+
+@pytest.mark.parametrize('which, edit, key, message', [
+    ('MANet_s1', lambda o: o['train'].update(pixel_criterion='l1'), 'train.pixel_criterion', 'no SR output'),
+    ('MANet_s1', lambda o: o['train'].update(kernel_criterion='cb'), 'train.kernel_criterion', 'not in'),
+    ('MANet_s1', lambda o: o['path'].update(pretrain_model_K='k.pth', pretrain_model_G='g.pth'),
+     'path.pretrain_model_G', 'not both'),
+    ('MANet_s1', lambda o: o['train'].update(pixel_criterion_lr='l1'), 'train.pixel_criterion_lr', 'not translated'),
+    ('MANet_s2', lambda o: o['train'].update(kernel_criterion='l1'), 'train.kernel_criterion', 'pixel loss only'),
+    ('MANet_s2', lambda o: o['path'].update(pretrain_model_K='k.pth'), 'path.pretrain_model_K', 'no kernel estimator'),
+    ('MANet_s2', lambda o: o['network_G'].update(manet_nff=3), 'network_G.manet_nff', 'has no meaning for MANet_s2'),
+    ('MANet_s2', lambda o: o['train'].update(restarts=[3]), 'train.restarts', 'not where the T_period'),
+    ('MANet_s2', lambda o: o['train'].update(restart_weights=[1, 1]), 'train.restart_weights', 'one per restart'),
+])
+def test_stage_keys_without_meaning_are_errors(which, edit, key, message):
+    opt = _stage(MANET_TRAIN, which)
+    edit(opt)
+    with pytest.raises(OptionError, match=message) as info:
+        translate_mmsr(opt, 'train.yml', is_train=True)
+    assert info.value.key == key
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('which', ['MANet_s1', 'MANet_s2'])
+def test_train_py_runs_the_manet_stage1_and_stage2_files_as_they_are(which, tmp_path, paired_folder):
+    opt = _stage(MANET_TRAIN, which)
+    for ds in opt['datasets'].values():
+        ds['dataroot_GT'] = str(paired_folder / 'hr')
+    proc = run_entry('train.py', ['-opt', str(write_options(tmp_path / 'train.yml', opt))], root=tmp_path)
+    log = proc.stdout + proc.stderr
+    metric = '# kernel_psnr:' if which == 'MANet_s1' else '# psnr:'
+    assert 'MMSR-style option file' in log and metric in log, log[-3000:]
+    assert (tmp_path / 'experiments/manet_train/models/net_g_4.pth').is_file()
 
 
 @pytest.mark.slow
