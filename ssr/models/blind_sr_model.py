@@ -10,7 +10,8 @@ from basicsr.utils.registry import MODEL_REGISTRY
 
 from ssr.metrics.condition_metrics import ConditionMetrics, log_metric_values
 from ssr.models.base_model import SVBaseModel
-from ssr.pipelines.svkr import CONSTANT_DEPTH, SVKRConfig, SVKROutput, blind_sr, estimate_kernel, super_resolve
+from ssr.pipelines.svkr import (CONSTANT_DEPTH, SVKRConfig, SVKROutput, accepts, blind_sr, estimate_kernel,
+                                super_resolve)
 
 __all__ = ['BlindSRModel', 'CONSTANT_DEPTH']
 
@@ -30,15 +31,19 @@ class BlindSRModel(SVBaseModel):
             time (:class:`~ssr.pipelines.svkr.SVKRConfig`); ``depth`` ``midas`` runs ``network_d`` on LR and each SR
             iterate, ``file`` uses the data's depth (fixed), ``none`` a constant map (the paper's no-depth ablation,
             and the fallback without depth weights). ``iterations: 0`` is the plain two-stage pipeline.
-        train (joint fine-tuning, optional): ``optim_g`` (required), ``optim_e`` (omit to keep the estimator
-            frozen), ``pixel_opt``, ``kernel_opt`` (loss of the estimate against the data's kernel), ``grad_clip``,
-            ``ema_decay`` (EMA of network_g only). Training runs one estimate + SR pass per batch (no SVKR rounds)
-            with the data's depth.
+        train (joint fine-tuning, optional): ``optim_g`` (required; ``lr_by_prefix: {Estimator.: 1e-4}`` gives the
+            parameters of network_g whose names start with a prefix their own learning rate), ``optim_e`` (omit to
+            keep the estimator frozen), ``pixel_opt``, ``kernel_opt`` (loss of the estimate against the data's
+            kernel: ``kernel`` for network_e's field; for a one-network blind SR that returns a kernel, such as
+            ``DCLSNet``, the data's ``kernel_lr`` (``DCLSGTDataset``) or ``kernel``), ``grad_clip``, ``ema_decay``
+            (EMA of network_g only). Training runs one estimate + SR pass per batch (no SVKR rounds) with the data's
+            depth.
 
     After ``test()``: ``self.output`` (I^T), ``self.kernel_est`` (K^T or None), ``self.depth_est`` (D^T or None),
     and ``self.svkr_output`` (:class:`~ssr.pipelines.svkr.SVKROutput`, with every iterate when
     ``svkr.save_iterates``).
-    Overrides: __init__, init_training_settings, optimize_parameters, test, nondist_validation, save.
+    Overrides: __init__, feed_data, init_training_settings, setup_optimizers, optimize_parameters, test,
+    nondist_validation, save.
     """
 
     def __init__(self, opt: dict):
@@ -84,11 +89,55 @@ class BlindSRModel(SVBaseModel):
         path = blind_sr(self.svkr, net_g, net_e, self.net_d, depth_map=self.depth, noise_level=self.noise_level)
         return path(lq, return_iterates=self.svkr.save_iterates)
 
+    def feed_data(self, data: dict) -> None:
+        super().feed_data(data)
+        self.kernel_lr = data['kernel_lr'].to(self.device) if 'kernel_lr' in data else None
+
+    def setup_optimizers(self) -> None:
+        """SRModel's ``optim_g`` over network_g, with ``lr_by_prefix`` as parameter groups of their own rate."""
+        optim = dict(self.opt['train']['optim_g'])
+        optim_type, by_prefix = optim.pop('type'), dict(optim.pop('lr_by_prefix', None) or {})
+        groups: dict[str, list] = {prefix: [] for prefix in by_prefix}
+        rest = []
+        for name, param in self.get_bare_model(self.net_g).named_parameters():
+            if not param.requires_grad:
+                continue
+            prefix = next((p for p in by_prefix if name.startswith(p)), None)
+            (groups[prefix] if prefix is not None else rest).append(param)
+        empty = [p for p, params in groups.items() if not params]
+        if empty:
+            raise ValueError(f'train.optim_g.lr_by_prefix: no trainable parameter of network_g starts with {empty[0]!r}')
+        params = [{'params': rest}] + [{'params': groups[p], 'lr': float(lr)} for p, lr in by_prefix.items()]
+        self.optimizer_g = self.get_optimizer(optim_type, params if by_prefix else rest, **optim)
+        self.optimizers.append(self.optimizer_g)
+
+    def _one_network_kernel_loss(self) -> torch.Tensor:
+        """``kernel_opt`` on the kernel a one-network blind SR returns (DCLSNet's (B, 1, k, k)), against the data's
+        ``kernel_lr`` (or ``kernel``); sets ``self.output``."""
+        kwargs = {'noise_level': self.noise_level} if self.noise_level is not None and accepts(
+            self.net_g, 'noise_level') else {}
+        out = self.net_g(self.lq, **kwargs)
+        kernel = getattr(out, 'kernel', None)
+        target = self.kernel_lr if self.kernel_lr is not None else self.kernel
+        if kernel is None or target is None:
+            raise ValueError('train.kernel_opt: network_g returns no kernel or the data has none to compare with '
+                             '(kernel_lr from DCLSGTDataset, or kernel)')
+        if kernel.shape != target.shape:
+            raise ValueError(f'train.kernel_opt: network_g returns kernels {tuple(kernel.shape)}, the data '
+                             f'{tuple(target.shape)}')
+        self.output = out.sr
+        return self.cri_kernel(kernel, target)
+
     def optimize_parameters(self, current_iter: int) -> None:
         for optimizer in self.optimizers:
             optimizer.zero_grad()
         losses = OrderedDict()
         kernel = None
+        if self.net_e is None and self.cri_kernel is not None:  # one network (DCLS): SR + kernel in one pass
+            losses['l_kernel'] = self._one_network_kernel_loss()
+            losses['l_pix'] = self.cri_pix(self.output, self.gt)
+            self.finish_step(losses, current_iter, [self.net_g])
+            return
         if self.net_e is not None:
             depth = self.depth if self.depth is not None and self.svkr.depth != 'none' else None
             depth = depth if depth is not None else torch.full_like(self.lq[:, :1], CONSTANT_DEPTH)

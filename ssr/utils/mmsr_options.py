@@ -195,11 +195,82 @@ def _manet_stage_network(which: str, net: Mapping, opt: Mapping, file, notes: li
     return out
 
 
+DCLS_DEGRADATION = ('random_kernel', 'sig', 'sig_min', 'sig_max', 'rate_iso', 'random_disturb', 'noise',
+                    'noise_high')
+
+
+def _dcls_degradation(opt: Mapping, file, notes: list[str]) -> tuple[dict, int | None]:
+    """DCLS's top-level ``degradation`` block (``SRMDPreprocessing``'s arguments) -> ``DCLSGTDataset.degradation``
+    and its ``ksize``."""
+    block = dict(opt.get('degradation') or {})
+    out = {}
+    for key, value in block.items():
+        if key in DCLS_DEGRADATION:
+            out[key] = value
+        elif key == 'code_length':
+            notes.append('degradation.code_length: not used (DCLS computes PCA codes of its kernels but its model '
+                         'never reads them)')
+        elif key == 'rate_cln':
+            notes.append('degradation.rate_cln: not used (DCLS adds noise_high to every image)')
+        elif key in ('stored_kernel', 'pre_kernel_path') and not value:
+            continue
+        elif key == 'ksize':
+            continue
+        else:
+            raise _error(file, f'degradation.{key}', 'has no meaning in ssr (known: ksize, code_length, rate_cln, '
+                         f'{", ".join(DCLS_DEGRADATION)}; stored kernel files are not translated)')
+    ksize = block.get('ksize')
+    return out, (None if ksize is None else int(ksize))
+
+
+def _dcls_dataset(key: str, ds: Mapping, opt: Mapping, file, notes: list[str], train: bool) -> dict:
+    """A DCLS ``mode: GT`` set (its ``train`` set, or a test set of a file with a ``degradation`` block) -> a
+    ``DCLSGTDataset``: random crops and random kernels for training, fixed (seeded) ones for a test set."""
+    if ds.get('mode') != 'GT':
+        raise _error(file, f'{key}.mode', f'DCLS trains on mode: GT (LR synthesised on the fly), got '
+                     f'{ds.get("mode")!r}')
+    rename = {'dataroot_GT': 'dataroot_gt'}
+    if train:
+        rename.update({'GT_size': 'gt_size', 'use_flip': 'use_hflip', 'use_rot': 'use_rot',
+                       'use_shuffle': 'use_shuffle', 'n_workers': 'num_worker_per_gpu',
+                       'batch_size': 'batch_size_per_gpu'})
+    out: dict = {'name': ds.get('name', key.split('.')[-1]), 'type': 'DCLSGTDataset'}
+    scale = int(opt.get('scale', 4))
+    for k, value in ds.items():
+        if k in rename:
+            out[rename[k]] = value
+        elif k in ('mode', 'name') or (k == 'dataroot_LQ' and value is None):
+            continue
+        elif k == 'LR_size' and train:
+            if value is not None and ds.get('GT_size') is not None and int(value) * scale != int(ds['GT_size']):
+                raise _error(file, f'{key}.LR_size', f'LR_size {value} x scale {scale} != GT_size {ds["GT_size"]}')
+        elif k in ('color', 'data_type', 'phase') or (not train and k in UNUSED_DATASET):
+            notes.append(f'{key}.{k}: not used')
+        else:
+            raise _error(file, f'{key}.{k}', 'has no meaning in ssr for a DCLS mode: GT set (known: name, mode, '
+                         f'dataroot_GT, dataroot_LQ: ~, LR_size, {", ".join(rename)}, color)')
+    if not out.get('dataroot_gt'):
+        raise _error(file, f'{key}.dataroot_GT', 'mode GT needs dataroot_GT (the HR images to degrade)')
+    degradation, ksize = _dcls_degradation(opt, file, notes)
+    net_k = ((opt.get('network_G') or {}).get('setting') or {}).get('kernel_size', opt.get('kernel_size'))
+    if ksize is not None and net_k is not None and int(net_k) != ksize:
+        raise _error(file, 'degradation.ksize', f'{ksize} != network_G.setting.kernel_size {net_k}: DCLS estimates '
+                     'kernels of the size it is trained on')
+    out['kernel_size'] = int(ksize or net_k or 21)
+    out['degradation'] = degradation
+    out['io_backend'] = {'type': 'lmdb' if _is_lmdb(out['dataroot_gt']) else 'disk'}
+    kind = 'random' if degradation.get('random_kernel', True) else f"fixed isotropic sig {degradation.get('sig', 2.6)}"
+    notes.append(f'{key} (mode GT) -> DCLSGTDataset: {kind} k={out["kernel_size"]} kernels centred at k // 2, '
+                 f'bicubic x1/{scale}' + (f', random {out.get("gt_size")}² crops' if train else ', seeded per image') +
+                 '; the reformulated LR kernel as the estimator\'s target (kernel_lr)')
+    return out
+
+
 def _gt_dataset(key: str, ds: Mapping, opt: Mapping, file, notes: list[str]) -> dict:
-    """``mode: GT``: an ``MMSRGTDataset`` with the file's kernel, noise and JPEG settings."""
+    """``mode: GT``: an ``MMSRGTDataset`` with the file's kernel, noise and JPEG settings (a ``DCLSGTDataset`` for a
+    file with DCLS's ``degradation`` block)."""
     if isinstance(opt.get('degradation'), Mapping):
-        raise _error(file, 'degradation', 'a DCLS-style degradation block with mode: GT is not translated; write '
-                     'the LR set with scripts/generate_sv_testset.py and use mode: LQGT')
+        return _dcls_dataset(key, ds, opt, file, notes, train=False)
     out: dict = {'name': ds.get('name', key.split('.')[-1]), 'type': 'MMSRGTDataset'}
     for k, value in ds.items():
         if k == 'dataroot_GT':
@@ -275,10 +346,10 @@ def translate_mmsr(opt: Mapping, file: str | os.PathLike, is_train: bool) -> tup
         OptionError: a key with no meaning in ssr (named), a network, dataset mode or training file not translated.
     """
     which = (opt.get('network_G') or {}).get('which_model_G') if isinstance(opt.get('network_G'), Mapping) else None
-    if is_train and which not in MANET_TRAIN_MODELS:
+    if is_train and which not in MANET_TRAIN_MODELS + DCLS_MODELS:
         raise _error(file, 'network_G.which_model_G', f'MMSR training files are translated for MANet stages 1-3 '
-                     f'({", ".join(MANET_TRAIN_MODELS)}), not {which!r}; write an ssr training file '
-                     '(options/train_*.yml)')
+                     f'and DCLS ({", ".join(MANET_TRAIN_MODELS + DCLS_MODELS)}), not {which!r}; write an ssr '
+                     'training file (options/train_*.yml)')
     notes: list[str] = []
     out: OrderedDict = OrderedDict()
     out['name'] = opt.get('name') or os.path.splitext(os.path.basename(str(file)))[0]
@@ -299,7 +370,8 @@ def translate_mmsr(opt: Mapping, file: str | os.PathLike, is_train: bool) -> tup
     datasets: OrderedDict = OrderedDict()
     for phase, ds in (opt.get('datasets') or {}).items():
         if is_train and phase == 'train':
-            datasets['train'] = _train_dataset(ds, opt, file, notes)
+            datasets['train'] = (_dcls_dataset('datasets.train', ds, opt, file, notes, train=True)
+                                 if which in DCLS_MODELS else _train_dataset(ds, opt, file, notes))
             continue
         if not str(phase).startswith(('test', 'val')):
             raise _error(file, f'datasets.{phase}', 'a test file holds test / val sets only' if not is_train else
@@ -313,13 +385,13 @@ def translate_mmsr(opt: Mapping, file: str | os.PathLike, is_train: bool) -> tup
     out['datasets'] = datasets
     path = dict(opt.get('path') or {})
     out['path'] = OrderedDict()
-    stage_path = which in MANET_STAGE_KEYS
+    stage_path = which in MANET_STAGE_KEYS or which in DCLS_MODELS  # one network, one weights file
     if which in MANET_ESTIMATOR_MODELS and path.get('pretrain_model_K') and path.get('pretrain_model_G'):
         raise _error(file, 'path.pretrain_model_G', f'{which} loads one file into its estimator: give '
                      'pretrain_model_K or pretrain_model_G, not both')
     for key, value in path.items():
         if stage_path and key in ('pretrain_model_K', 'pretrain_model_G'):
-            if key == 'pretrain_model_K' and which in MANET_NONBLIND_MODELS and value is not None:
+            if key == 'pretrain_model_K' and which not in MANET_ESTIMATOR_MODELS and value is not None:
                 raise _error(file, 'path.pretrain_model_K', f'{which} has no kernel estimator; its weights are '
                              'path.pretrain_model_G')
             if value is not None:
@@ -356,6 +428,7 @@ def translate_mmsr(opt: Mapping, file: str | os.PathLike, is_train: bool) -> tup
         out['val'] = {'save_img': False, 'suffix': opt.get('suffix')}
         notes.append('crop_border: not used (the stage-1 estimator is validated on kernels)')
     gt_sets = any(isinstance(ds, Mapping) and ds.get('mode') == 'GT' for ds in (opt.get('datasets') or {}).values())
+    dcls_gt = isinstance(opt.get('degradation'), Mapping) and gt_sets
     known = {'name', 'model', 'gpu_ids', 'scale', 'manual_seed', 'network_G', 'datasets', 'path', 'crop_border',
              'suffix'} | set(MANET_TOP_KEYS)
     if is_train:
@@ -364,7 +437,11 @@ def translate_mmsr(opt: Mapping, file: str | os.PathLike, is_train: bool) -> tup
     for key in opt:
         if key in known:
             continue
-        if is_train and key in TRAIN_SYNTHESIS_KEYS:
+        if key == 'degradation' and dcls_gt:
+            notes.append('degradation -> the DCLSGTDataset sets (kernels, noise)')
+        elif key == 'pca_matrix_path' and which in DCLS_MODELS:
+            notes.append('pca_matrix_path: not used (DCLSNet needs no PCA)')
+        elif is_train and key in TRAIN_SYNTHESIS_KEYS:
             notes.append(f'{key} -> datasets.train (MANet\'s random training kernels / noise / JPEG)')
         elif key in GT_KEYS and gt_sets:
             notes.append(f'{key} -> the kernel / noise / JPEG of the mode: GT sets')
@@ -478,17 +555,19 @@ def _cosine_restarts(train: Mapping, file) -> dict:
 
 
 def _train_sections(opt: Mapping, out: dict, file, notes: list[str], which: str | None = None) -> None:
-    """MANet's ``train`` and ``logger`` blocks -> BasicSR's ``train`` / ``logger`` / ``val.val_freq``."""
+    """MANet's / DCLS's ``train`` and ``logger`` blocks -> BasicSR's ``train`` / ``logger`` / ``val.val_freq``."""
     train = dict(opt.get('train') or {})
+    dcls = which in DCLS_MODELS
     known = {'lr_G', 'beta1', 'beta2', 'weight_decay_G', 'niter', 'warmup_iter', 'lr_scheme', 'lr_steps', 'lr_gamma',
              'restarts', 'restart_weights', 'eta_min', 'T_period', 'pixel_criterion', 'pixel_weight', 'manual_seed',
-             'val_freq', 'kernel_criterion', 'kernel_weight', 'pixel_criterion_lr', 'pixel_weight_lr',
-             'clear_state'}
+             'val_freq', 'clear_state'}
+    known |= {'lr_E'} if dcls else {'kernel_criterion', 'kernel_weight', 'pixel_criterion_lr', 'pixel_weight_lr'}
     unknown = sorted(set(train) - known)
     if unknown:
-        raise _error(file, f'train.{unknown[0]}', f'has no meaning in ssr for a MANet training file (known: '
-                     f'{", ".join(sorted(known))})')
-    _loss_keys(train, which, file)
+        raise _error(file, f'train.{unknown[0]}', f'has no meaning in ssr for a {"DCLS" if dcls else "MANet"} '
+                     f'training file (known: {", ".join(sorted(known))})')
+    if not dcls:
+        _loss_keys(train, which, file)
     if train.get('clear_state'):
         raise _error(file, 'train.clear_state', 'clearing the optimizer state at restarts is not translated; set it '
                      'to ~')
@@ -511,9 +590,21 @@ def _train_sections(opt: Mapping, out: dict, file, notes: list[str], which: str 
         scheduler = _cosine_restarts(train, file)
     out['train'] = {'optim_g': optim, 'scheduler': scheduler, 'total_iter': int(float(train['niter'])),
                     'warmup_iter': int(train.get('warmup_iter', -1) or -1)}
+    if dcls and train.get('lr_E') is not None:  # DCLS's B_Model: Restorer at lr_G, Estimator at lr_E
+        optim['lr_by_prefix'] = {'Estimator.': float(train['lr_E'])}
+        notes.append('train.lr_E -> optim_g.lr_by_prefix {Estimator.: lr_E} (the Restorer runs at lr_G)')
     if which in MANET_ESTIMATOR_MODELS:
         out['train']['kernel_opt'] = _kernel_opt(train, out, file, notes)
         loss_note = 'kernel_opt KernelFieldLoss'
+    elif dcls:  # DCLS's B_Model: total = L1(kernel, reformulated kernel) + pixel loss, pixel_weight unused
+        criterion = train.get('pixel_criterion', 'l1')
+        if criterion not in PIXEL_LOSSES:
+            raise _error(file, 'train.pixel_criterion', f'{criterion!r} not in {sorted(PIXEL_LOSSES)}')
+        out['train']['pixel_opt'] = {'type': PIXEL_LOSSES[criterion], 'loss_weight': 1.0, 'reduction': 'mean'}
+        out['train']['kernel_opt'] = {'type': 'L1Loss', 'loss_weight': 1.0, 'reduction': 'mean'}
+        if 'pixel_weight' in train:
+            notes.append('train.pixel_weight: not used (DCLS adds the unweighted pixel loss to the kernel loss)')
+        loss_note = f'pixel_opt {PIXEL_LOSSES[criterion]} + kernel_opt L1Loss on the reformulated kernel'
     else:
         criterion = train.get('pixel_criterion', 'l1')
         if criterion not in PIXEL_LOSSES:

@@ -94,13 +94,6 @@ def test_mode_gt_becomes_an_on_the_fly_dataset_with_the_file_kernel_noise_and_jp
     assert 'sig1 -> the kernel / noise / JPEG of the mode: GT sets' in notes
 
 
-def test_mode_gt_with_a_dcls_degradation_block_is_refused():
-    opt = copy.deepcopy(DCLS)
-    opt['datasets'] = {'test1': {'name': 'x', 'mode': 'GT', 'dataroot_GT': 'HR'}}
-    with pytest.raises(OptionError, match='DCLS-style degradation block with mode: GT is not translated'):
-        translate_mmsr(opt, 'd.yml', is_train=False)
-
-
 MANET_TRAIN = {  # the layout of MANet's options/train/train_stage3.yml, tiny widths and sizes
     'name': 'manet_train', 'use_tb_logger': False, 'model': 'blind', 'distortion': 'sr', 'scale': 4, 'gpu_ids': None,
     'kernel_size': 11, 'code_length': 6, 'sig_min': 0.7, 'sig_max': 10.0, 'train_noise': True, 'noise_high': 15,
@@ -275,6 +268,95 @@ def test_train_py_runs_the_manet_stage3_file_as_it_is(tmp_path, paired_folder):
     log = proc.stdout + proc.stderr
     assert 'MMSR-style option file' in log and '# psnr:' in log, log[-3000:]
     assert (tmp_path / 'experiments/manet_train/models/net_g_4.pth').is_file()
+
+
+DCLS_TRAIN = {  # the layout of DCLS's options/setting1/train/train_setting1_x4.yml, tiny widths and sizes
+    'name': 'dcls_train', 'use_tb_logger': False, 'model': 'blind', 'distortion': 'sr', 'scale': 4, 'gpu_ids': None,
+    'pca_matrix_path': 'pca_matrix.pth',
+    'degradation': {'random_kernel': True, 'ksize': 11, 'code_length': 10, 'sig_min': 0.2, 'sig_max': 4.0,
+                    'rate_iso': 1.0, 'random_disturb': False},
+    'datasets': {
+        'train': {'name': 'tiny', 'mode': 'GT', 'dataroot_GT': 'HR', 'use_shuffle': True, 'n_workers': 0,
+                  'batch_size': 2, 'GT_size': 48, 'LR_size': 12, 'use_flip': True, 'use_rot': True, 'color': 'RGB'},
+        'val': {'name': 'tiny_val', 'mode': 'LQGT', 'dataroot_GT': 'HR', 'dataroot_LQ': 'LR'}},
+    'network_G': {'which_model_G': 'DCLS', 'setting': {'nf': 16, 'nb': 1, 'ng': 1, 'input_para': 16,
+                                                       'kernel_size': 11}},
+    'path': {'pretrain_model_G': None, 'strict_load': True, 'resume_state': None},
+    'train': {'lr_G': 4e-4, 'lr_E': 2e-4, 'lr_scheme': 'MultiStepLR', 'beta1': 0.9, 'beta2': 0.99, 'niter': 4,
+              'warmup_iter': -1, 'lr_steps': [2, 3], 'lr_gamma': 0.5, 'eta_min': 1e-7, 'pixel_criterion': 'l1',
+              'pixel_weight': 1.0, 'manual_seed': 0, 'val_freq': 4},
+    'logger': {'print_freq': 1, 'save_checkpoint_freq': 4},
+}
+
+
+def test_dcls_training_translation():
+    opt, notes = translate_mmsr(DCLS_TRAIN, 'train_setting1_x4.yml', is_train=True)
+    assert opt['model_type'] == 'BlindSRModel' and opt['network_g']['type'] == 'DCLSNet'
+    assert opt['datasets']['train'] == {
+        'name': 'tiny', 'type': 'DCLSGTDataset', 'dataroot_gt': 'HR', 'use_shuffle': True, 'num_worker_per_gpu': 0,
+        'batch_size_per_gpu': 2, 'gt_size': 48, 'use_hflip': True, 'use_rot': True, 'kernel_size': 11,
+        'degradation': {'random_kernel': True, 'sig_min': 0.2, 'sig_max': 4.0, 'rate_iso': 1.0,
+                        'random_disturb': False}, 'io_backend': {'type': 'disk'}}
+    assert opt['datasets']['val']['type'] == 'PairedImageDataset'
+    # DCLS's B_Model: Restorer at lr_G, Estimator at lr_E; L1 on the reformulated kernel + the unweighted pixel loss
+    assert opt['train']['optim_g'] == {'type': 'Adam', 'lr': 4e-4, 'betas': [0.9, 0.99], 'weight_decay': 0.0,
+                                       'lr_by_prefix': {'Estimator.': 2e-4}}
+    assert opt['train']['kernel_opt'] == {'type': 'L1Loss', 'loss_weight': 1.0, 'reduction': 'mean'}
+    assert opt['train']['pixel_opt'] == {'type': 'L1Loss', 'loss_weight': 1.0, 'reduction': 'mean'}
+    assert opt['path'] == {'strict_load_g': True, 'resume_state': None}
+    assert any('degradation.code_length: not used' in n for n in notes)
+
+
+def test_dcls_mode_gt_test_set_uses_the_degradation_block():
+    opt = copy.deepcopy(DCLS)
+    opt['degradation'].update(random_kernel=False, sig=1.8, ksize=11)
+    opt['datasets'] = {'test1': {'name': 'x', 'mode': 'GT', 'dataroot_GT': 'HR'}}
+    out, notes = translate_mmsr(opt, 'd.yml', is_train=False)
+    assert out['datasets']['test_1'] == {
+        'name': 'x', 'type': 'DCLSGTDataset', 'dataroot_gt': 'HR', 'kernel_size': 11,
+        'degradation': {'random_kernel': False, 'sig_min': 0.2, 'sig_max': 4.0, 'rate_iso': 1.0,
+                        'random_disturb': False, 'sig': 1.8}, 'io_backend': {'type': 'disk'}}
+    assert 'degradation -> the DCLSGTDataset sets (kernels, noise)' in notes
+
+
+@pytest.mark.parametrize('edit, key, message', [
+    (lambda o: o['degradation'].update(ksize=21), 'degradation.ksize', 'network_G.setting.kernel_size'),
+    (lambda o: o['degradation'].update(stored_kernel=True), 'degradation.stored_kernel', 'has no meaning'),
+    (lambda o: o['datasets']['train'].update(LR_size=16), 'datasets.train.LR_size', 'GT_size'),
+    (lambda o: o['datasets']['train'].update(mode='LQGT'), 'datasets.train.mode', 'DCLS trains on mode: GT'),
+    (lambda o: o['train'].update(kernel_weight=1.0), 'train.kernel_weight', 'DCLS training file'),
+    (lambda o: o['path'].update(pretrain_model_K='k.pth'), 'path.pretrain_model_K', 'no kernel estimator'),
+])
+def test_dcls_training_keys_without_meaning_are_errors(edit, key, message):
+    opt = copy.deepcopy(DCLS_TRAIN)
+    edit(opt)
+    with pytest.raises(OptionError, match=message) as info:
+        translate_mmsr(opt, 'train_setting1_x4.yml', is_train=True)
+    assert info.value.key == key
+
+
+@pytest.mark.slow
+def test_train_py_runs_the_dcls_training_file_as_it_is(tmp_path, paired_folder):
+    opt = copy.deepcopy(DCLS_TRAIN)
+    opt['datasets']['train']['dataroot_GT'] = str(paired_folder / 'hr')
+    opt['datasets']['val'].update(dataroot_GT=str(paired_folder / 'hr'), dataroot_LQ=str(paired_folder / 'lr'))
+    proc = run_entry('train.py', ['-opt', str(write_options(tmp_path / 'train_setting1_x4.yml', opt))], root=tmp_path)
+    log = proc.stdout + proc.stderr
+    assert 'MMSR-style option file' in log and 'l_kernel' in log and '# psnr:' in log, log[-3000:]
+    assert 'lr:(4.000e-04,2.000e-04,)' in log  # the Restorer at lr_G, the Estimator at lr_E
+    assert (tmp_path / 'experiments/dcls_train/models/net_g_4.pth').is_file()
+
+
+def test_lr_by_prefix_must_name_parameters(tmp_path):
+    from basicsr.models import build_model
+
+    opt, _ = translate_mmsr(DCLS_TRAIN, 'train_setting1_x4.yml', is_train=True)
+    opt = copy.deepcopy(dict(opt))
+    opt.update(dist=False, rank=0, world_size=1, is_train=True, num_gpu=0, root_path=str(tmp_path),
+               path={'log': str(tmp_path), 'models': str(tmp_path), 'training_states': str(tmp_path)})
+    opt['train']['optim_g']['lr_by_prefix'] = {'Estimatr.': 1e-4}
+    with pytest.raises(ValueError, match="lr_by_prefix: no trainable parameter of network_g starts with 'Estimatr.'"):
+        build_model(opt)
 
 
 def test_load_options_translates_and_says_so(tmp_path, capsys):
