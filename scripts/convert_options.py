@@ -3,7 +3,8 @@
 ``ssr/test.py -opt`` already runs MMSR files as they are (translating them at load); this writes the translation
 for users who want to keep and edit it. Every mapped key is listed on stderr.
 
-A file with a ``datasets.train`` set is translated as a training file (MANet stage 3), any other as a test file.
+A file with a ``datasets.train`` set is translated as a training file (MANet stages 1-3, DCLS), any other as a test
+file.
 
 Example:
     python scripts/convert_options.py MANet/codes/options/test/test_stage3.yml options/test_manet_mine.yml

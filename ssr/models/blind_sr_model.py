@@ -106,7 +106,8 @@ class BlindSRModel(SVBaseModel):
             (groups[prefix] if prefix is not None else rest).append(param)
         empty = [p for p, params in groups.items() if not params]
         if empty:
-            raise ValueError(f'train.optim_g.lr_by_prefix: no trainable parameter of network_g starts with {empty[0]!r}')
+            raise ValueError('train.optim_g.lr_by_prefix: no trainable parameter of network_g starts with '
+                             f'{empty[0]!r}')
         params = [{'params': rest}] + [{'params': groups[p], 'lr': float(lr)} for p, lr in by_prefix.items()]
         self.optimizer_g = self.get_optimizer(optim_type, params if by_prefix else rest, **optim)
         self.optimizers.append(self.optimizer_g)

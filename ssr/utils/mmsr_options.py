@@ -32,10 +32,18 @@ MMSR key                                      ssr / BasicSR key
 (anisotropic covariance eigenvalues, px², converted to standard deviations), ``theta``, ``rate_iso``, ``sv_mode``
 (MANet's spatially variant patterns 1-6, :mod:`ssr.ops.mmsr_kernels`), ``test_noise`` / ``noise`` and
 ``test_jpeg`` / ``jpeg``, with ``kernel_size``; the LR is made on MANet's grid (its kernel layout, replicate padding,
-``[0::s]``: equal to MANet's recipe up to float rounding, tested), so MANet's networks see what they were trained on. Training-only synthesis keys (``sig_min`` / ``sig_max``, ``train_noise``, ``noise_high``,
-``train_jpeg``, ``jpeg_low``, ``pca_matrix_path``) and MMSR bookkeeping (``distortion``, ``is_train``,
-``cal_lr_psnr``, ``use_tb_logger``, ``path.results_root`` / ``root`` / ``log``, ``data_type``, ``color``) are noted as
-not used. Every other key is an :class:`OptionError` naming it.
+``[0::s]``: equal to MANet's recipe up to float rounding, tested), so MANet's networks see what they were trained
+on. In a file with DCLS's ``degradation`` block a ``mode: GT`` set is a ``DCLSGTDataset`` instead (DCLS's kernels,
+blur and bicubic downsampling, :mod:`ssr.data.dcls_gt_dataset`). Training-only synthesis keys (``sig_min`` /
+``sig_max``, ``train_noise``, ``noise_high``, ``train_jpeg``, ``jpeg_low``, ``pca_matrix_path``) and MMSR bookkeeping
+(``distortion``, ``is_train``, ``cal_lr_psnr``, ``use_tb_logger``, ``path.results_root`` / ``root`` / ``log``,
+``data_type``, ``color``) are noted as not used. Every other key is an :class:`OptionError` naming it.
+
+DCLS training files: ``datasets.train`` (``mode: GT``) and the ``degradation`` block (``random_kernel``, ``ksize``,
+``sig_min`` / ``sig_max``, ``rate_iso``, ``random_disturb``, ``noise`` / ``noise_high``) become a ``DCLSGTDataset``
+whose samples carry DCLS's reformulated kernel as ``kernel_lr``; ``BlindSRModel`` trains ``DCLSNet`` with
+``kernel_opt`` L1 on it plus the pixel loss (DCLS's ``B_Model``: their unweighted sum), the Restorer at ``lr_G`` and
+the Estimator at ``lr_E`` (``optim_g.lr_by_prefix``).
 
 MANet's three stages, test and training files: ``MANet_s1`` (the kernel estimator alone) -> ``MANetEstimator`` in a
 ``KernelEstimatorModel`` (weights ``path.pretrain_model_K`` or ``_G``; validated on kernels: ``kernel_psnr``,
@@ -53,8 +61,8 @@ and stage 1's ``kernel_criterion`` / ``kernel_weight`` to a ``KernelFieldLoss`` 
 cannot compute (``pixel_criterion`` in stage 1, ``kernel_criterion`` in stages 2 / 3, ``pixel_criterion_lr``) is an
 error naming it.
 
-Not translated (an error that says so): DCLS's ``degradation`` block with ``mode: GT`` (write the LR set with
-``scripts/generate_sv_testset.py`` and use ``mode: LQGT``), DCLS and IKC training files, IKC networks.
+Not translated (an error that says so): IKC's files (SFTMD / Predictor / Corrector: ssr has none of these networks),
+DCLS's stored-kernel training (``stored_kernel``), MANet's LR re-degradation loss (``pixel_criterion_lr``).
 """
 from __future__ import annotations
 
@@ -75,11 +83,13 @@ MANET_STAGE_KEYS = {'MANet_s1': ('in_nc', 'manet_nf', 'manet_nb', 'split'),
 MODEL_TYPES = {'MANet_s1': 'KernelEstimatorModel', 'MANet_s2': 'NonBlindSRModel'}
 TRAIN_SYNTHESIS_KEYS = ('sig_min', 'sig_max', 'rate_iso', 'train_noise', 'noise_high', 'train_jpeg', 'jpeg_low')
 DCLS_MODELS = ('DCLS',)
+IKC_MODELS = ('SFTMD', 'Predictor', 'Corrector', 'SRResNet')
 MANET_NET_KEYS = ('in_nc', 'out_nc', 'nf', 'nb', 'gc', 'manet_nf', 'manet_nb', 'split')
 MANET_TOP_KEYS = ('kernel_size', 'code_length', 'pca_path')
 DCLS_SETTING_KEYS = ('nf', 'nb', 'ng', 'in_nc', 'reduction', 'input_para', 'kernel_size')
 SYNTHESIS_KEYS = ('sig', 'sig1', 'sig2', 'theta', 'rate_iso', 'sv_mode', 'test_noise', 'noise', 'test_jpeg', 'jpeg',
-                  'sig_min', 'sig_max', 'train_noise', 'noise_high', 'train_jpeg', 'jpeg_low', 'degradation', 'pca_matrix_path')
+                  'sig_min', 'sig_max', 'train_noise', 'noise_high', 'train_jpeg', 'jpeg_low', 'degradation',
+                  'pca_matrix_path')
 GT_KEYS = ('sig', 'sig1', 'sig2', 'theta', 'rate_iso', 'sv_mode', 'test_noise', 'noise', 'test_jpeg', 'jpeg')
 UNUSED_TOP = ('distortion', 'is_train', 'cal_lr_psnr', 'use_tb_logger')
 UNUSED_PATH = ('results_root', 'root', 'log')
@@ -151,6 +161,10 @@ def _network(opt: Mapping, file, notes: list[str]) -> dict:
         out.setdefault('upscale', scale)
         notes.append(f'network_G ({which}) -> network_g (DCLSNet)')
         return out
+    if which in IKC_MODELS:
+        raise _error(file, 'network_G.which_model_G', f'{which!r} is an IKC network: IKC files are not translated '
+                     '(IKC tests with three files, SFTMD + Predictor + Corrector, and ssr has none of these '
+                     'networks); run IKC with its own code, or MANet / DCLS / SSR files here')
     raise _error(file, 'network_G.which_model_G', f'{which!r} is not translated; ssr runs '
                  f'{", ".join(MANET_ESTIMATOR_MODELS + MANET_NONBLIND_MODELS + MANET_MODELS + DCLS_MODELS)} from '
                  'MMSR files (write an ssr file for others)')
@@ -339,8 +353,8 @@ def _dataset(phase: str, ds: Mapping, file, notes: list[str], opt: Mapping | Non
 
 
 def translate_mmsr(opt: Mapping, file: str | os.PathLike, is_train: bool) -> tuple[OrderedDict, list[str]]:
-    """The ssr option tree of an MMSR test file (or, with ``is_train``, a MANet stage-3 training file) and one note
-    per mapped / unused key.
+    """The ssr option tree of an MMSR test file (or, with ``is_train``, a MANet stage 1-3 or DCLS training file) and
+    one note per mapped / unused key.
 
     Raises:
         OptionError: a key with no meaning in ssr (named), a network, dataset mode or training file not translated.

@@ -66,6 +66,7 @@ def test_dcls_translation():
     (lambda o: o.update(made_up=1), 'made_up', 'has no meaning in ssr'),
     (lambda o: o['network_G'].update(nff=8), 'network_G.nff', 'has no meaning for MANetBlindSR'),
     (lambda o: o['network_G'].update(which_model_G='IKC_SFTMD'), 'network_G.which_model_G', 'is not translated'),
+    (lambda o: o['network_G'].update(which_model_G='Corrector'), 'network_G.which_model_G', 'IKC files are not'),
     (lambda o: o['datasets']['test1'].update(mode='SR'), 'datasets.test1.mode', 'expected LQGT, GTLQ, LQ or GT'),
     (lambda o: o['datasets']['test1'].update(mode='GT', dataroot_GT=None, dataroot_LQ=None),
      'datasets.test1.dataroot_GT', 'mode GT needs dataroot_GT'),
