@@ -44,16 +44,18 @@ class ConditionMetrics:
         self._totals[name] = self._totals.get(name, 0.0) + total
         self._counts[name] = self._counts.get(name, 0) + count
 
-    def add_kernel(self, estimate: Tensor | None, truth: Tensor | None, strict: bool = False) -> None:
-        """Kernel MSE and PSNR of ``estimate`` against ``truth``, both (B, k*k, h, w).
+    def add_kernel(self, estimate: Tensor | None, truth: Tensor | None, strict: bool = False,
+                   name: str = 'kernel') -> None:
+        """Kernel MSE and PSNR of ``estimate`` against ``truth``, both (B, k*k, h, w), as ``<name>_mse`` /
+        ``<name>_psnr`` (``kernel_lr`` for DCLS's reformulated LR-space kernels, which are not HR kernels).
 
         Without ``strict`` a missing truth or a field of another shape (another kernel size or grid) is skipped;
         with it, a shape mismatch raises ``ValueError``.
         """
         if estimate is None or truth is None or (not strict and truth.shape != estimate.shape):
             return
-        self.add('kernel_mse', kernel_mse(estimate, truth))
-        self.add('kernel_psnr', kernel_psnr(estimate, truth))
+        self.add(f'{name}_mse', kernel_mse(estimate, truth))
+        self.add(f'{name}_psnr', kernel_psnr(estimate, truth))
 
     def add_depth(self, estimate: Tensor | None, truth: Tensor | None) -> None:
         """``depth_abs_rel`` of ``estimate`` (B, 1, H', W', resized bilinearly) against ``truth`` (B, 1, H, W)."""

@@ -11,7 +11,7 @@ from basicsr.utils.registry import MODEL_REGISTRY
 from ssr.metrics.condition_metrics import ConditionMetrics, log_metric_values
 from ssr.models.base_model import SVBaseModel
 from ssr.pipelines.svkr import (CONSTANT_DEPTH, SVKRConfig, SVKROutput, accepts, blind_sr, estimate_kernel,
-                                super_resolve)
+                                kernel_field_of, super_resolve)
 
 __all__ = ['BlindSRModel', 'CONSTANT_DEPTH']
 
@@ -161,6 +161,9 @@ class BlindSRModel(SVBaseModel):
         self.svkr_output = out if self.net_e is not None else None
         self.output, self.kernel_est, self.depth_est = out.sr, out.kernel, out.depth
         self.condition_metrics.add_kernel(self.kernel_est, getattr(self, 'kernel', None))
+        if getattr(self, 'kernel_lr', None) is not None:  # DCLS's reformulated kernel (DCLSGTDataset)
+            self.condition_metrics.add_kernel(self.kernel_est, kernel_field_of(self.kernel_lr, self.lq),
+                                              name='kernel_lr')
         if self.svkr.depth == 'midas':  # only an estimated depth has an error; with depth: file it is the truth
             self.condition_metrics.add_depth(self.depth_est, getattr(self, 'depth', None))
         if self.is_train:

@@ -348,6 +348,25 @@ def test_train_py_runs_the_dcls_training_file_as_it_is(tmp_path, paired_folder):
     assert (tmp_path / 'experiments/dcls_train/models/net_g_4.pth').is_file()
 
 
+@pytest.mark.slow
+def test_test_py_runs_a_dcls_mode_gt_file_and_scores_its_kernel(tmp_path, paired_folder):
+    from ssr.archs.dcls_arch import DCLSNet
+
+    torch.manual_seed(0)
+    torch.save(DCLSNet(nf=16, nb=1, ng=1, input_para=16, kernel_size=11).state_dict(), tmp_path / 'dcls.pth')
+    opt = copy.deepcopy(DCLS)
+    opt['network_G']['setting']['nf'] = 16
+    opt['gpu_ids'] = None
+    opt['degradation'].update(random_kernel=False, sig=1.8, ksize=11)
+    opt['datasets'] = {'test1': {'name': 'gt', 'mode': 'GT', 'dataroot_GT': str(paired_folder / 'hr')}}
+    opt['path']['pretrain_model_G'] = str(tmp_path / 'dcls.pth')
+    proc = run_entry('test.py', ['-opt', str(write_options(tmp_path / 'test_dcls.yml', opt))], root=tmp_path)
+    log = proc.stdout + proc.stderr
+    # DCLS's estimate scored against its own reformulated LR-space target, under its own name
+    assert 'DCLSGTDataset' in log and '# psnr:' in log and '# kernel_lr_psnr:' in log, log[-3000:]
+    assert '# kernel_psnr:' not in log
+
+
 def test_lr_by_prefix_must_name_parameters(tmp_path):
     from basicsr.models import build_model
 
