@@ -61,8 +61,15 @@ and stage 1's ``kernel_criterion`` / ``kernel_weight`` to a ``KernelFieldLoss`` 
 cannot compute (``pixel_criterion`` in stage 1, ``kernel_criterion`` in stages 2 / 3, ``pixel_criterion_lr``) is an
 error naming it.
 
-Not translated (an error that says so): IKC's files (SFTMD / Predictor / Corrector: ssr has none of these networks),
-DCLS's stored-kernel training (``stored_kernel``), MANet's LR re-degradation loss (``pixel_criterion_lr``).
+IKC tests with three files (``test_IKC.py -opt_F SFTMD.yml -opt_P Predictor.yml -opt_C Corrector.yml``):
+:func:`translate_ikc` (``scripts/convert_options.py --ikc``) merges them into one file that runs ``IKCNet``
+(:mod:`ssr.archs.ikc_arch`: the Predictor's code, ``step`` rounds of SFTMD + Corrector, each part's
+``pretrain_model_G`` loaded into it) on the Predictor file's ``LQGTker`` sets; one IKC file alone is an error that
+says so.
+
+Not translated (an error that says so): IKC's training files, IKC sets without ``dataroot_LQ`` (``test_IKC.py``
+draws new random kernels at every run), DCLS's stored-kernel training (``stored_kernel``), MANet's LR re-degradation
+loss (``pixel_criterion_lr``).
 """
 from __future__ import annotations
 
@@ -71,7 +78,7 @@ import re
 from collections import OrderedDict
 from collections.abc import Mapping
 
-__all__ = ['is_mmsr', 'translate_mmsr']
+__all__ = ['is_mmsr', 'translate_ikc', 'translate_mmsr']
 
 MANET_MODELS = ('MANet_s3', 'MANet')
 MANET_ESTIMATOR_MODELS = ('MANet_s1',)
@@ -83,7 +90,7 @@ MANET_STAGE_KEYS = {'MANet_s1': ('in_nc', 'manet_nf', 'manet_nb', 'split'),
 MODEL_TYPES = {'MANet_s1': 'KernelEstimatorModel', 'MANet_s2': 'NonBlindSRModel'}
 TRAIN_SYNTHESIS_KEYS = ('sig_min', 'sig_max', 'rate_iso', 'train_noise', 'noise_high', 'train_jpeg', 'jpeg_low')
 DCLS_MODELS = ('DCLS',)
-IKC_MODELS = ('SFTMD', 'Predictor', 'Corrector', 'SRResNet')
+IKC_MODELS = ('SFTMD', 'Predictor', 'Corrector')
 MANET_NET_KEYS = ('in_nc', 'out_nc', 'nf', 'nb', 'gc', 'manet_nf', 'manet_nb', 'split')
 MANET_TOP_KEYS = ('kernel_size', 'code_length', 'pca_path')
 DCLS_SETTING_KEYS = ('nf', 'nb', 'ng', 'in_nc', 'reduction', 'input_para', 'kernel_size')
@@ -162,9 +169,9 @@ def _network(opt: Mapping, file, notes: list[str]) -> dict:
         notes.append(f'network_G ({which}) -> network_g (DCLSNet)')
         return out
     if which in IKC_MODELS:
-        raise _error(file, 'network_G.which_model_G', f'{which!r} is an IKC network: IKC files are not translated '
-                     '(IKC tests with three files, SFTMD + Predictor + Corrector, and ssr has none of these '
-                     'networks); run IKC with its own code, or MANet / DCLS / SSR files here')
+        raise _error(file, 'network_G.which_model_G', f'{which!r} is one of IKC\'s three test files (SFTMD, '
+                     'Predictor, Corrector): merge them with scripts/convert_options.py --ikc SFTMD.yml '
+                     'Predictor.yml Corrector.yml OUT.yml, then run ssr/test.py -opt OUT.yml')
     raise _error(file, 'network_G.which_model_G', f'{which!r} is not translated; ssr runs '
                  f'{", ".join(MANET_ESTIMATOR_MODELS + MANET_NONBLIND_MODELS + MANET_MODELS + DCLS_MODELS)} from '
                  'MMSR files (write an ssr file for others)')
@@ -640,3 +647,106 @@ def _train_sections(opt: Mapping, out: dict, file, notes: list[str], which: str 
                      'use_tb_logger': bool(opt.get('use_tb_logger', False))}
     notes.append(f'train -> optim_g Adam (lr {optim["lr"]:g}), {scheduler["type"]}, total_iter '
                  f'{out["train"]["total_iter"]}, {loss_note}; logger, use_tb_logger mapped')
+
+
+IKC_TOP = ('name', 'suffix', 'model', 'distortion', 'scale', 'crop_border', 'gpu_ids', 'step', 'kernel_size',
+           'code_length', 'sig_min', 'sig_max', 'sig', 'datasets', 'network_G', 'path')
+IKC_NET_KEYS = ('which_model_G', 'in_nc', 'out_nc', 'nf', 'nb', 'upscale', 'code_length')
+
+
+def translate_ikc(opts: Mapping[str, Mapping], files: Mapping[str, str | os.PathLike]) -> tuple[OrderedDict, list[str]]:
+    """IKC's three test files (``test_IKC.py -opt_F SFTMD.yml -opt_P Predictor.yml -opt_C Corrector.yml``) as one
+    ssr test file: ``BlindSRModel`` with ``IKCNet`` (the Predictor's code, then ``step`` rounds of SFTMD + Corrector;
+    each part's ``path.pretrain_model_G`` loaded into it), the Predictor file's test sets (as ``test_IKC.py`` uses),
+    Y-channel PSNR / SSIM with its ``crop_border``.
+
+    Args:
+        opts: ``{'SFTMD': ..., 'Predictor': ..., 'Corrector': ...}``, the parsed files.
+        files: the same keys -> file paths, named in errors.
+
+    Returns:
+        The option tree and one note per mapped / unused key.
+
+    Raises:
+        OptionError: a file that is not the named IKC network, keys with no meaning, settings the three files
+            disagree on, a test set with no LR images (``dataroot_LQ: ~``: ``test_IKC.py`` draws random kernels at
+            every run; generate the set once and give dataroot_LQ).
+    """
+    notes: list[str] = []
+    nets = {}
+    for part in IKC_MODELS:
+        opt, file = opts[part], files[part]
+        net = opt.get('network_G') if isinstance(opt.get('network_G'), Mapping) else {}
+        if net.get('which_model_G') != part:
+            raise _error(file, 'network_G.which_model_G', f'expected the {part} file, got {net.get("which_model_G")!r}')
+        for key in opt:
+            if key not in IKC_TOP:
+                raise _error(file, key, f'has no meaning in ssr for an IKC test file (known: {", ".join(IKC_TOP)})')
+        for key in net:
+            if key not in IKC_NET_KEYS:
+                raise _error(file, f'network_G.{key}', f'has no meaning for IKC (known: {", ".join(IKC_NET_KEYS)})')
+        path = dict(opt.get('path') or {})
+        unknown = sorted(set(path) - {'pretrain_model_G', 'strict_load', 'results_root', 'root', 'log'})
+        if unknown:
+            raise _error(file, f'path.{unknown[0]}', 'has no meaning in ssr (known: pretrain_model_G, strict_load)')
+        nets[part] = net
+    first = files['Predictor']
+    for key in ('in_nc', 'code_length'):
+        values = {part: nets[part].get(key) for part in IKC_MODELS if nets[part].get(key) is not None}
+        if len(set(values.values())) > 1:
+            raise _error(first, f'network_G.{key}', f'the three IKC files disagree: {values}')
+    nf = {part: nets[part].get('nf') for part in ('Predictor', 'Corrector') if nets[part].get('nf') is not None}
+    if len(set(nf.values())) > 1:
+        raise _error(files['Corrector'], 'network_G.nf', f'Predictor and Corrector widths differ: {nf}')
+    sftmd = nets['SFTMD']
+    if sftmd.get('out_nc') not in (None, sftmd.get('in_nc', 3)):
+        raise _error(files['SFTMD'], 'network_G.out_nc', 'SFTMD outputs in_nc channels')
+    scale = int(opts['Predictor'].get('scale', 4))
+    if sftmd.get('upscale') is not None and int(sftmd['upscale']) != scale:
+        raise _error(files['SFTMD'], 'network_G.upscale', f'{sftmd["upscale"]} != scale {scale}')
+    steps = opts['Corrector'].get('step', opts['Predictor'].get('step'))
+    if steps is None:
+        raise _error(files['Corrector'], 'step', 'IKC needs the number of correction rounds (step: 7)')
+    network = {'type': 'IKCNet', 'in_nc': int(sftmd.get('in_nc', 3)), 'code_len': int(sftmd.get('code_length', 10)),
+               'scale': scale, 'nb': int(sftmd.get('nb', 16)), 'nf': int(next(iter(nf.values()), 64)),
+               'steps': int(steps)}
+    for part, key in (('Predictor', 'predictor_path'), ('SFTMD', 'sftmd_path'), ('Corrector', 'corrector_path')):
+        weights = (opts[part].get('path') or {}).get('pretrain_model_G')
+        if weights:
+            network[key] = weights
+            notes.append(f'{part}: path.pretrain_model_G -> network_g.{key}')
+    notes.append(f'SFTMD + Predictor + Corrector -> network_g IKCNet ({steps} correction rounds)')
+    out: OrderedDict = OrderedDict()
+    p_opt = opts['Predictor']
+    out['name'] = p_opt.get('name') or os.path.splitext(os.path.basename(str(first)))[0]
+    out['model_type'] = 'BlindSRModel'
+    gpus = p_opt.get('gpu_ids')
+    out['num_gpu'] = len(gpus) if isinstance(gpus, (list, tuple)) else 0
+    out['scale'] = scale
+    out['network_g'] = network
+    datasets: OrderedDict = OrderedDict()
+    for phase, ds in (p_opt.get('datasets') or {}).items():
+        key = f'datasets.{phase}'
+        if not isinstance(ds, Mapping) or ds.get('mode') != 'LQGTker':
+            raise _error(first, f'{key}.mode', f'expected IKC\'s LQGTker, got {(ds or {}).get("mode")!r}')
+        if not ds.get('dataroot_LQ'):
+            raise _error(first, f'{key}.dataroot_LQ', 'test_IKC.py draws new random kernels for the LR at every run; '
+                         'generate the LR set once and give dataroot_LQ')
+        name, translated = _dataset(str(phase), {**ds, 'mode': 'LQGT'}, first, notes)
+        datasets[name] = translated
+    if not datasets:
+        raise _error(first, 'datasets', 'no test set (datasets.test_1: {mode: LQGTker, dataroot_GT, dataroot_LQ})')
+    out['datasets'] = datasets
+    for part in ('SFTMD', 'Corrector'):
+        if opts[part].get('datasets'):
+            notes.append(f'{part}: datasets not used (test_IKC.py tests on the Predictor file\'s sets)')
+    for key in ('kernel_size', 'sig_min', 'sig_max', 'sig'):
+        if any(key in opts[part] for part in IKC_MODELS):
+            notes.append(f'{key}: not used (LR synthesis; the sets give their LR images)')
+    crop = p_opt.get('crop_border')
+    metric = {'crop_border': scale if crop is None else crop, 'test_y_channel': True}
+    out['path'] = OrderedDict()
+    out['val'] = {'save_img': True, 'suffix': p_opt.get('suffix'),
+                  'metrics': {'psnr': dict(type='calculate_psnr', **metric),
+                              'ssim': dict(type='calculate_ssim', **metric)}}
+    return out, notes

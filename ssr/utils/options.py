@@ -345,8 +345,13 @@ def validate_options(opt: Mapping, file: str | os.PathLike, is_train: bool) -> N
         _require(file, opt[net], net, 'type', str)
         _check_registered(file, f'{net}.type', opt[net]['type'], ARCH_REGISTRY, 'arch')
         _check_arch_kwargs(file, net, opt[net], ARCH_REGISTRY)
-        has_own_weights = bool(opt[net].get('weights_path'))  # e.g. MiDaSDepth reads its official file itself
-        if not is_train and not opt['path'].get(f'pretrain_{net}') and not has_own_weights:
+        # networks that read their own files: MiDaSDepth's weights_path, IKCNet's three parts (OWN_WEIGHT_KEYS)
+        own_keys = getattr(ARCH_REGISTRY.get(opt[net]['type']), 'OWN_WEIGHT_KEYS', ('weights_path',))
+        missing_own = [k for k in own_keys if not opt[net].get(k)]
+        if not is_train and not opt['path'].get(f'pretrain_{net}') and missing_own:
+            if len(missing_own) < len(own_keys):
+                raise OptionError(file, f'{net}.{missing_own[0]}', f'testing {net} ({opt[net]["type"]}) needs the '
+                                  f'weights of every part: {", ".join(missing_own)} missing')
             raise OptionError(file, f'path.pretrain_{net}', f'testing {net} ({opt[net]["type"]}) needs its weights; '
                               'a test without them would silently run a randomly initialised network')
 

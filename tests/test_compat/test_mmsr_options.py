@@ -4,6 +4,8 @@ translation."""
 from __future__ import annotations
 
 import copy
+import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -66,7 +68,7 @@ def test_dcls_translation():
     (lambda o: o.update(made_up=1), 'made_up', 'has no meaning in ssr'),
     (lambda o: o['network_G'].update(nff=8), 'network_G.nff', 'has no meaning for MANetBlindSR'),
     (lambda o: o['network_G'].update(which_model_G='IKC_SFTMD'), 'network_G.which_model_G', 'is not translated'),
-    (lambda o: o['network_G'].update(which_model_G='Corrector'), 'network_G.which_model_G', 'IKC files are not'),
+    (lambda o: o['network_G'].update(which_model_G='Corrector'), 'network_G.which_model_G', 'one of IKC'),
     (lambda o: o['datasets']['test1'].update(mode='SR'), 'datasets.test1.mode', 'expected LQGT, GTLQ, LQ or GT'),
     (lambda o: o['datasets']['test1'].update(mode='GT', dataroot_GT=None, dataroot_LQ=None),
      'datasets.test1.dataroot_GT', 'mode GT needs dataroot_GT'),
@@ -432,3 +434,91 @@ def test_convert_options_writes_the_translation(tmp_path):
     assert yaml.safe_load((tmp_path / 'train.yml').read_text())['train']['optim_g']['type'] == 'Adam'
     plain = write_options(tmp_path / 'plain.yml', {'name': 'x', 'network_g': {'type': 'NBSR'}})
     assert convert.main([str(plain), str(tmp_path / 'p.yml')]) == 2 and not (tmp_path / 'p.yml').exists()
+
+
+def _ikc_files(root='HR', lq='LR') -> dict:
+    """The layout of IKC's options/test/test_{SFTMD,Predictor,Corrector}.yml, tiny widths."""
+    common = {'suffix': None, 'distortion': 'sr', 'scale': 4, 'crop_border': None, 'gpu_ids': None}
+    sets = {'test_1': {'name': 'tiny', 'mode': 'LQGTker', 'dataroot_GT': root, 'dataroot_LQ': lq}}
+    net = {'in_nc': 3, 'out_nc': 3, 'nf': 8, 'nb': 1, 'upscale': 4, 'code_length': 4}
+    return {
+        'SFTMD': {'name': 'SFTMDx4_test', 'model': 'sftmd', **common, 'kernel_size': 21, 'code_length': 4,
+                  'sig_min': 0.2, 'sig_max': 4.0, 'sig': 2.6,
+                  'datasets': {'test_1': {**sets['test_1'], 'dataroot_LQ': None}},
+                  'network_G': {'which_model_G': 'SFTMD', **net}, 'path': {'pretrain_model_G': 'sftmd.pth'}},
+        'Predictor': {'name': 'Predictorx4_test', 'model': 'predictor', **common, 'step': 2, 'datasets': sets,
+                      'network_G': {'which_model_G': 'Predictor', **net}, 'path': {'pretrain_model_G': 'p.pth'}},
+        'Corrector': {'name': 'Correctorx4_test', 'model': 'corrector', **common, 'step': 2, 'datasets': sets,
+                      'network_G': {'which_model_G': 'Corrector', **net}, 'path': {'pretrain_model_G': 'c.pth'}},
+    }
+
+
+def test_ikc_three_files_become_one_ikcnet_file():
+    from ssr.utils.mmsr_options import translate_ikc
+
+    opts = _ikc_files()
+    opt, notes = translate_ikc(opts, {part: f'{part}.yml' for part in opts})
+    assert opt['model_type'] == 'BlindSRModel' and opt['name'] == 'Predictorx4_test'
+    assert opt['network_g'] == {'type': 'IKCNet', 'in_nc': 3, 'code_len': 4, 'scale': 4, 'nb': 1, 'nf': 8,
+                                'steps': 2, 'predictor_path': 'p.pth', 'sftmd_path': 'sftmd.pth',
+                                'corrector_path': 'c.pth'}
+    assert opt['datasets']['test_1']['type'] == 'PairedImageDataset'  # the Predictor file's sets, as test_IKC.py
+    assert "SFTMD: datasets not used (test_IKC.py tests on the Predictor file's sets)" in notes
+
+
+@pytest.mark.parametrize('edit, part, key, message', [
+    (lambda o: o['Corrector']['network_G'].update(code_length=5), 'Predictor', 'network_G.code_length', 'disagree'),
+    (lambda o: o['Predictor']['datasets']['test_1'].update(dataroot_LQ=None), 'Predictor',
+     'datasets.test_1.dataroot_LQ', 'random kernels'),
+    (lambda o: o['SFTMD']['network_G'].update(which_model_G='Predictor'), 'SFTMD', 'network_G.which_model_G',
+     'expected the SFTMD file'),
+    (lambda o: o['Corrector'].update(step=None, made_up=1), 'Corrector', 'made_up', 'has no meaning'),
+])
+def test_ikc_files_that_do_not_fit_are_errors(edit, part, key, message):
+    from ssr.utils.mmsr_options import translate_ikc
+
+    opts = _ikc_files()
+    edit(opts)
+    with pytest.raises(OptionError, match=message) as info:
+        translate_ikc(opts, {p: f'{p}.yml' for p in opts})
+    assert info.value.key == key and f'{part}.yml' in str(info.value)
+
+
+def test_one_ikc_file_says_how_to_run_the_three():
+    with pytest.raises(OptionError, match='convert_options.py --ikc'):
+        translate_mmsr(_ikc_files()['Corrector'], 'test_Corrector.yml', is_train=False)
+
+
+@pytest.mark.slow
+def test_test_py_runs_ikc_files_merged_by_convert_options(tmp_path, paired_folder):
+    from ssr.archs.ikc_arch import SFTMD, IKCCorrector, IKCPredictor
+
+    torch.manual_seed(0)
+    for name, net in (('sftmd', SFTMD(code_len=4, nb=1)), ('p', IKCPredictor(code_len=4, nf=8)),
+                      ('c', IKCCorrector(code_len=4, nf=8))):
+        torch.save(net.state_dict(), tmp_path / f'{name}.pth')  # raw state_dicts, as IKC saves them
+    opts = _ikc_files(str(paired_folder / 'hr'), str(paired_folder / 'lr'))
+    for part, opt in opts.items():
+        opt['path']['pretrain_model_G'] = str(tmp_path / Path(opt['path']['pretrain_model_G']).name)
+    files = [str(write_options(tmp_path / f'test_{part}.yml', opts[part])) for part in ('SFTMD', 'Predictor',
+                                                                                          'Corrector')]
+    assert load_script('convert_options').main(['--ikc', *files, str(tmp_path / 'ikc.yml')]) == 0
+    proc = run_entry('test.py', ['-opt', str(tmp_path / 'ikc.yml')], root=tmp_path)
+    log = proc.stdout + proc.stderr
+    assert '# psnr:' in log, log[-3000:]
+    assert len(list((tmp_path / 'results' / 'Predictorx4_test' / 'visualization' / 'tiny').glob('*.png'))) == 4
+
+
+def test_an_ikcnet_test_file_needs_every_part(tmp_path):
+    from ssr.utils.mmsr_options import translate_ikc
+
+    opts = _ikc_files(str(tmp_path), str(tmp_path))
+    for opt in opts.values():
+        (tmp_path / opt['path']['pretrain_model_G']).write_bytes(b'')
+        opt['path']['pretrain_model_G'] = str(tmp_path / opt['path']['pretrain_model_G'])
+    opts['Corrector']['path']['pretrain_model_G'] = None
+    opt, _ = translate_ikc(opts, {p: f'{p}.yml' for p in opts})
+    opt = yaml.safe_load(yaml.dump(json.loads(json.dumps(opt))))  # plain dicts
+    with pytest.raises(OptionError, match='needs the weights of every part: corrector_path missing') as info:
+        load_options(write_options(tmp_path / 'ikc.yml', opt), is_train=False, root=tmp_path)
+    assert info.value.key == 'network_g.corrector_path'
