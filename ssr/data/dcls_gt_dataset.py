@@ -13,11 +13,8 @@ from typing import Any
 import torch
 from basicsr.utils.matlab_functions import imresize
 from basicsr.utils.registry import DATASET_REGISTRY
-from torch.utils import data
 
-from ssr.data.image_io import hwc_to_chw_tensor
-from ssr.data.image_source import ImageSource, backend_of
-from ssr.data.random_crop import random_crop_augment, sample_seed
+from ssr.data.seeded_hr_dataset import SeededHRDataset
 from ssr.ops.dcls_degradation import dcls_random_kernels, dcls_stable_kernels, reformulated_kernel
 from ssr.ops.sv_blur import uniform_blur_downsample
 
@@ -26,7 +23,7 @@ DEGRADATION_KEYS = ('random_kernel', 'sig', 'sig_min', 'sig_max', 'rate_iso', 'r
 
 
 @DATASET_REGISTRY.register()
-class DCLSGTDataset(data.Dataset):
+class DCLSGTDataset(SeededHRDataset):
     """HR images -> DCLS kernel (random or fixed) -> reflect-padded blur -> MATLAB bicubic x1/s -> Gaussian noise.
 
     Option keys:
@@ -53,12 +50,9 @@ class DCLSGTDataset(data.Dataset):
                    'gt_size', 'use_hflip', 'use_rot')
 
     def __init__(self, opt: dict[str, Any]):
-        super().__init__()
-        self.opt = opt
-        label = f"datasets.{opt.get('phase', 'test')} ({opt.get('name', '?')})"
-        if not opt.get('dataroot_gt'):
-            raise ValueError(f'{label}: dataroot_gt is required (the HR images to degrade)')
-        self.scale, self.kernel_size = int(opt.get('scale', 4)), int(opt.get('kernel_size', 21))
+        super().__init__(opt)
+        label = self.label
+        self.kernel_size = int(opt.get('kernel_size', 21))
         deg = dict(opt.get('degradation') or {})
         unknown = sorted(set(deg) - set(DEGRADATION_KEYS))
         if unknown:
@@ -76,36 +70,13 @@ class DCLSGTDataset(data.Dataset):
             raise ValueError(f'{label}.degradation: {e}') from None
         if self.noise_high < 0:
             raise ValueError(f'{label}.degradation.noise_high must be >= 0, got {self.noise_high}')
-        self.seed = int(opt.get('seed', 0))
-        self.gt_size = None if opt.get('gt_size') is None else int(opt['gt_size'])
-        if self.gt_size is not None and (self.gt_size < self.scale or self.gt_size % self.scale):
-            raise ValueError(f'{label}: gt_size {self.gt_size} must be a positive multiple of the scale {self.scale}')
         if self.gt_size is not None and self.gt_size // self.scale < self.kernel_size:
             raise ValueError(f'{label}: gt_size {self.gt_size} gives LR crops smaller than the kernel '
                              f'({self.kernel_size}); the reformulated kernel needs LR sides >= k')
-        self.use_hflip, self.use_rot = bool(opt.get('use_hflip', False)), bool(opt.get('use_rot', False))
-        self.gt = ImageSource(opt['dataroot_gt'], backend_of(opt['dataroot_gt'], opt.get('io_backend')),
-                              opt.get('meta_info_file'), option='dataroot_gt')
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        """Called by ssr's sampler at each epoch so that training samples differ between epochs."""
-        self.epoch = int(epoch)
-
-    def __len__(self) -> int:
-        return len(self.gt)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         s, k = self.scale, self.kernel_size
-        gt = hwc_to_chw_tensor(self.gt.read_image(index))
-        hh, ww = gt.shape[1] // s * s, gt.shape[2] // s * s
-        if hh // s < k or ww // s < k:
-            raise ValueError(f'{self.gt.source(index)}: LR size {hh // s}x{ww // s} is smaller than the kernel {k}')
-        gt = gt[:, :hh, :ww].contiguous()
-        generator = torch.Generator().manual_seed(sample_seed(self.seed, self.epoch, index))
-        if self.gt_size is not None:
-            gt = random_crop_augment([gt], self.gt_size, generator, self.use_hflip, self.use_rot,
-                                     self.gt.source(index))[0]
+        gt, generator, path = self.hr_sample(index, min_lr_side=k)
         kernel = (dcls_random_kernels(1, generator=generator, **self.kernel_args) if self.random_kernel
                   else dcls_stable_kernels(1, k, self.sig))
         blurred = uniform_blur_downsample(gt[None], kernel, 1)[0]  # reflect padding, full resolution
@@ -115,5 +86,4 @@ class DCLSGTDataset(data.Dataset):
             noise = torch.randn(lq.shape, generator=generator, dtype=lq.dtype) * self.noise_high
             lq = (lq + noise).clamp(0, 1)
         target = reformulated_kernel(lq_blurred[None], lq_clean[None], k)[0]
-        path = self.gt.source(index)
         return {'lq': lq.float(), 'gt': gt, 'kernel_lr': target, 'lq_path': path, 'gt_path': path}

@@ -9,11 +9,8 @@ from typing import Any
 
 import torch
 from basicsr.utils.registry import DATASET_REGISTRY
-from torch.utils import data
 
-from ssr.data.image_io import hwc_to_chw_tensor
-from ssr.data.image_source import ImageSource, backend_of
-from ssr.data.random_crop import random_crop_augment, sample_seed
+from ssr.data.seeded_hr_dataset import SeededHRDataset
 from ssr.ops.jpeg import jpeg_compress
 from ssr.ops.kernel_field import kernel_field_from_params
 from ssr.ops.mmsr_kernels import MMSRKernelSpec, mmsr_kernel_params, random_mmsr_kernel_spec, ssr_field_to_manet
@@ -24,7 +21,7 @@ KERNEL_KEYS = ('sig', 'sig1', 'sig2', 'theta', 'rate_iso', 'sv_mode')
 
 
 @DATASET_REGISTRY.register()
-class MMSRGTDataset(data.Dataset):
+class MMSRGTDataset(SeededHRDataset):
     """HR images -> fixed (seeded) blur of an MMSR kernel setting -> s-fold subsampling -> noise -> JPEG -> 8 bit.
 
     With ``convention: mmsr`` (the default) the LR is made as MANet's ``SRMDPreprocessing`` makes it: the kernels in
@@ -66,12 +63,9 @@ class MMSRGTDataset(data.Dataset):
                    'noise_high', 'jpeg_low')
 
     def __init__(self, opt: dict[str, Any]):
-        super().__init__()
-        self.opt = opt
-        label = f"datasets.{opt.get('phase', 'test')} ({opt.get('name', '?')})"
-        if not opt.get('dataroot_gt'):
-            raise ValueError(f'{label}: dataroot_gt is required (the HR images to degrade)')
-        self.scale, self.kernel_size = int(opt.get('scale', 4)), int(opt.get('kernel_size', 21))
+        super().__init__(opt)
+        label = self.label
+        self.kernel_size = int(opt.get('kernel_size', 21))
         if self.kernel_size < 3 or self.kernel_size % 2 == 0:
             raise ValueError(f'{label}: kernel_size must be odd and >= 3, got {self.kernel_size}')
         kernel = dict(opt.get('kernel') or {})
@@ -87,17 +81,9 @@ class MMSRGTDataset(data.Dataset):
         if self.noise_level < 0 or (self.jpeg_quality is not None and not 1 <= int(self.jpeg_quality) <= 100):
             raise ValueError(f'{label}: noise_level must be >= 0 and jpeg_quality in [1, 100] or null, got '
                              f'{self.noise_level}, {self.jpeg_quality}')
-        self.seed = int(opt.get('seed', 0))
         self.convention = opt.get('convention', 'mmsr')
         if self.convention not in ('mmsr', 'ssr'):
             raise ValueError(f"{label}: convention must be mmsr or ssr, got {self.convention!r}")
-        self.gt = ImageSource(opt['dataroot_gt'], backend_of(opt['dataroot_gt'], opt.get('io_backend')),
-                              opt.get('meta_info_file'), option='dataroot_gt')
-        self.epoch = 0
-        self.gt_size = None if opt.get('gt_size') is None else int(opt['gt_size'])
-        if self.gt_size is not None and (self.gt_size < self.scale or self.gt_size % self.scale):
-            raise ValueError(f'{label}: gt_size {self.gt_size} must be a positive multiple of the scale {self.scale}')
-        self.use_hflip, self.use_rot = bool(opt.get('use_hflip', False)), bool(opt.get('use_rot', False))
         self.random_kernel = None
         if opt.get('random_kernel') is not None:
             rk = dict(opt['random_kernel'])
@@ -114,25 +100,10 @@ class MMSRGTDataset(data.Dataset):
             raise ValueError(f'{label}: noise_high must be >= 0 and jpeg_low in [1, 100] or null, got '
                              f'{self.noise_high}, {self.jpeg_low}')
 
-    def set_epoch(self, epoch: int) -> None:
-        """Called by ssr's sampler at each epoch so that training samples differ between epochs."""
-        self.epoch = int(epoch)
-
-    def __len__(self) -> int:
-        return len(self.gt)
-
     def __getitem__(self, index: int) -> dict[str, Any]:
         s, k = self.scale, self.kernel_size
-        gt = hwc_to_chw_tensor(self.gt.read_image(index))
-        hh, ww = gt.shape[1] // s * s, gt.shape[2] // s * s
-        if hh == 0 or ww == 0:
-            raise ValueError(f'{self.gt.source(index)}: smaller than the scale {s}')
-        gt = gt[:, :hh, :ww].contiguous()
-        generator = torch.Generator().manual_seed(sample_seed(self.seed, self.epoch, index))
-        if self.gt_size is not None:
-            gt = random_crop_augment([gt], self.gt_size, generator, self.use_hflip, self.use_rot,
-                                     self.gt.source(index))[0]
-            hh = ww = self.gt_size
+        gt, generator, path = self.hr_sample(index)
+        hh, ww = gt.shape[1:]
         spec = self.spec if self.random_kernel is None else random_mmsr_kernel_spec(*self.random_kernel, generator)
         params = mmsr_kernel_params(spec, (hh, ww), s, generator)
         field = kernel_field_from_params(params['sigma1'], params['sigma2'], params['theta'], k, s)
@@ -153,5 +124,4 @@ class MMSRGTDataset(data.Dataset):
         if quality is not None:
             lq = jpeg_compress(lq, int(quality))
         lq = (lq.clamp(0, 1) * 255.0).round() / 255.0
-        path = self.gt.source(index)
         return {'lq': lq[0], 'gt': gt, 'kernel': field[0], 'lq_path': path, 'gt_path': path}
