@@ -522,3 +522,26 @@ def test_an_ikcnet_test_file_needs_every_part(tmp_path):
     with pytest.raises(OptionError, match='needs the weights of every part: corrector_path missing') as info:
         load_options(write_options(tmp_path / 'ikc.yml', opt), is_train=False, root=tmp_path)
     assert info.value.key == 'network_g.corrector_path'
+
+
+@pytest.mark.slow
+def test_a_translated_dcls_run_resumes_exactly(tmp_path, paired_folder):
+    import re
+
+    def run(name, niter, *extra):
+        opt = copy.deepcopy(DCLS_TRAIN)
+        opt['name'] = name
+        opt['datasets']['train']['dataroot_GT'] = str(paired_folder / 'hr')
+        opt['datasets']['val'].update(dataroot_GT=str(paired_folder / 'hr'), dataroot_LQ=str(paired_folder / 'lr'))
+        opt['train'].update(niter=niter, val_freq=100)
+        opt['logger'] = {'print_freq': 1, 'save_checkpoint_freq': 2}
+        proc = run_entry('train.py', ['-opt', str(write_options(tmp_path / f'{name}.yml', opt)), *extra],
+                         root=tmp_path)
+        lines = re.finditer(r'iter: +(\d+), (lr:\([^)]*\))\].*?(l_kernel: \S+ l_pix: \S+)', proc.stdout + proc.stderr)
+        return {int(m[1]): f'{m[2]} {m[3]}' for m in lines}  # iteration -> learning rates and losses
+
+    full = run('dcls_full', 4)
+    run('dcls_part', 2)  # checkpoint at iteration 2: the end of an epoch (4 images, batch 2)
+    resumed = run('dcls_part', 4, '--auto_resume')
+    assert set(full) == {1, 2, 3, 4} and set(resumed) == {3, 4}
+    assert {i: full[i] for i in (3, 4)} == resumed  # both learning-rate groups and every loss as uninterrupted
