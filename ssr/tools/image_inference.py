@@ -73,7 +73,9 @@ def load_pipeline(opt_path: str | os.PathLike, device: str = 'cpu') -> ImagePipe
     Raises:
         FileNotFoundError: the option file or a weight file is missing.
         RuntimeError: ``device='cuda'`` without CUDA.
-        ValueError: an ``SSRModel`` file with ``conditions.source: data`` (it needs ground-truth conditions).
+        ValueError: an ``SSRModel`` file with ``conditions.source: data`` whose sampling reads a kernel or depth
+            (``network_g.amf_modalities``, ``sampler.consistency``) or a base image (residual formulation): plain
+            images have none; an LR-only ablation runs.
     """
     if device == 'cuda' and not torch.cuda.is_available():
         raise RuntimeError('--device cuda asked for but CUDA is not available; use --device cpu')
@@ -87,10 +89,15 @@ def load_pipeline(opt_path: str | os.PathLike, device: str = 'cpu') -> ImagePipe
                 opt[block] = {**(opt.get(block) or {}), 'depth': 'none'}
     dev = torch.device(device)
     if opt['model_type'] == 'SSRModel':
-        if (opt.get('conditions') or {}).get('source', 'data') != 'svkr':
-            raise ValueError(f'{opt_path}: conditions.source: data needs ground-truth kernels and depth; use an '
-                             'SSRModel file with conditions.source: svkr')
-        return ImagePipeline(SSRPipeline.from_options(opt, dev, where=str(opt_path)), dev)
+        pipe = SSRPipeline.from_options(opt, dev, where=str(opt_path))
+        if pipe.config.source != 'svkr':  # data: only the conditions sampling does not read can be missing
+            needed = [name for name in ('kernel', 'depth') if pipe.needs(name)]
+            if pipe.config.diffusion['formulation'] == 'residual':
+                needed.append('base image (the blind path I^T)')
+            if needed:
+                raise ValueError(f'{opt_path}: conditions.source: data needs the ground-truth {" and ".join(needed)} '
+                                 'that plain images do not have; use an SSRModel file with conditions.source: svkr')
+        return ImagePipeline(pipe, dev)
     config = SVKRConfig.from_options(opt, str(opt_path))
     config.check_networks(opt, str(opt_path))
     nets = {'estimator': network_from_options(opt, 'network_e', dev) if 'network_e' in opt else None,

@@ -278,3 +278,24 @@ def test_tiled_matches_untiled_on_a_larger_image(model):
     tiled = super_resolve_image(model, lr, tile=32, overlap=8)[0]
     assert abs(_psnr(tiled, hr) - _psnr(whole, hr)) < 0.1
     assert _psnr(tiled, whole) >= 45
+
+
+@pytest.mark.parametrize('modalities', [['lr'], None], ids=['lr-only', 'kernel-depth-lr'])
+def test_ssr_files_with_data_conditions_run_only_when_sampling_needs_none(tmp_path, modalities):
+    from basicsr.archs import build_network
+
+    from ssr.tools.image_inference import load_pipeline
+
+    oracle = load_yaml(REPO / 'tests/data/test_ssr_x4_oracle.yml')
+    network_g = {**oracle['network_g'], **({'amf_modalities': modalities} if modalities else {})}
+    torch.manual_seed(0)
+    atomic_torch_save({'params': build_network(dict(network_g)).state_dict()}, tmp_path / 'g.pth')
+    opt = write_options(tmp_path / 'oracle.yml', {'_base_': str(REPO / 'tests/data/test_ssr_x4_oracle.yml'),
+                                                  'network_g': network_g,
+                                                  'path': {'pretrain_network_g': str(tmp_path / 'g.pth')}})
+    if modalities is None:  # the UNet fuses kernel and depth: plain images cannot give them
+        with pytest.raises(ValueError, match='needs the ground-truth kernel and depth that plain images do not have'):
+            load_pipeline(opt)
+        return
+    out = load_pipeline(opt)(torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(1)))
+    assert out['sr'].shape == (1, 3, 32, 32) and out['kernel'] is None
