@@ -10,8 +10,8 @@ from basicsr.utils.registry import MODEL_REGISTRY
 
 from ssr.metrics.condition_metrics import ConditionMetrics, log_metric_values
 from ssr.models.base_model import SVBaseModel
-from ssr.pipelines.svkr import (CONSTANT_DEPTH, SVKRConfig, SVKROutput, accepts, blind_sr, estimate_kernel,
-                                kernel_field_of, super_resolve)
+from ssr.pipelines.svkr import (CONSTANT_DEPTH, SVKRConfig, SVKROutput, blind_sr, estimate_kernel, kernel_field_of,
+                                run_sr_network, super_resolve)
 
 __all__ = ['BlindSRModel', 'CONSTANT_DEPTH']
 
@@ -115,9 +115,7 @@ class BlindSRModel(SVBaseModel):
     def _one_network_kernel_loss(self) -> torch.Tensor:
         """``kernel_opt`` on the kernel a one-network blind SR returns (DCLSNet's (B, 1, k, k)), against the data's
         ``kernel_lr`` (or ``kernel``); sets ``self.output``."""
-        kwargs = {'noise_level': self.noise_level} if self.noise_level is not None and accepts(
-            self.net_g, 'noise_level') else {}
-        out = self.net_g(self.lq, **kwargs)
+        out = run_sr_network(self.net_g, self.lq, None, self.noise_level)
         kernel = getattr(out, 'kernel', None)
         target = self.kernel_lr if self.kernel_lr is not None else self.kernel
         if kernel is None or target is None:

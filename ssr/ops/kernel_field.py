@@ -123,6 +123,7 @@ def kernel_field_from_params(sigma1: Tensor, sigma2: Tensor, theta: Tensor, kern
     nearest = (x.abs() + y.abs()).flatten().argsort(stable=True)[:4]
     stabiliser = torch.einsum('kn,bkp->bnp', monomials[:, nearest, 0], prec).amax(dim=1)  # (B, h*w)
     neg_stabiliser = stabiliser.neg().unsqueeze(1)  # (B, 1, h*w)
+    any_narrow = bool((stabiliser < -80).any())  # one host sync per call, not one per block
     chunks = _chunks(batch, pixels, taps, max_chunk_elements)
     # one scratch block reused by every chunk: a fresh multi-MB tensor per chunk costs its page faults each time
     scratch = torch.empty(max(b1 - b0 for b0, b1, _, _ in chunks) * taps * max(p1 - p0 for _, _, p0, p1 in chunks),
@@ -134,8 +135,8 @@ def kernel_field_from_params(sigma1: Tensor, sigma2: Tensor, theta: Tensor, kern
         logits = torch.addcmul(neg_stabiliser[b0:b1, :, p0:p1], monomials[0], block[:, 0], out=scratch[
             :(b1 - b0) * taps * (p1 - p0)].view(b1 - b0, taps, p1 - p0))  # (b, K*K, p): log-weight - m
         logits.addcmul_(monomials[1], block[:, 1]).addcmul_(monomials[2], block[:, 2])
-        narrow = stabiliser[b0:b1, p0:p1].unsqueeze(1) < -80
-        if narrow.any():  # very narrow kernels: their own maximum, so that no weight overflows
+        if any_narrow:  # very narrow kernels: their own maximum, so that no weight overflows
+            narrow = stabiliser[b0:b1, p0:p1].unsqueeze(1) < -80
             logits -= torch.where(narrow, logits.amax(dim=1, keepdim=True), 0)
         # exp(-80) ~ 2e-35 is still a normal float32: denormal results make exp several times slower on x86, and
         # taps that small carry no weight anyway.

@@ -74,6 +74,7 @@ from ssr.utils.options import OptionError
 
 __all__ = ['CONSTANT_DEPTH', 'DEPTH_SOURCES', 'SVKR_INITS', 'SVKR', 'SVKRConfig', 'SVKROutput', 'FixedDepth',
            'OneNetworkSR', 'accepts', 'bare', 'blind_sr', 'depth_function', 'estimate_kernel', 'kernel_field_of',
+           'run_sr_network',
            'super_resolve']
 
 DepthFn = Callable[[Tensor], Tensor]
@@ -129,6 +130,13 @@ def super_resolve(net: nn.Module, lq: Tensor, kernel: Tensor | None = None,
     Raises:
         ValueError: the network needs a kernel field and ``kernel`` is None.
     """
+    out = run_sr_network(net, lq, kernel, noise_level)
+    return getattr(out, 'sr', out)
+
+
+def run_sr_network(net: nn.Module, lq: Tensor, kernel: Tensor | None = None, noise_level: Tensor | None = None):
+    """The raw output of an SR network (a tensor, or an output with ``.sr`` and maybe ``.kernel``: DCLS, MANet),
+    ``kernel`` / ``noise_level`` passed when it takes them; see :func:`super_resolve`."""
     kwargs = {}
     if accepts(net, 'kernel'):
         if kernel is None:
@@ -137,8 +145,7 @@ def super_resolve(net: nn.Module, lq: Tensor, kernel: Tensor | None = None,
         kwargs['kernel'] = kernel
     if noise_level is not None and accepts(net, 'noise_level'):
         kwargs['noise_level'] = noise_level
-    out = net(lq, **kwargs)
-    return getattr(out, 'sr', out)
+    return net(lq, **kwargs)
 
 
 def kernel_field_of(kernel: Tensor | None, lq: Tensor) -> Tensor | None:

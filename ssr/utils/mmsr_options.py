@@ -244,34 +244,48 @@ def _dcls_degradation(opt: Mapping, file, notes: list[str]) -> tuple[dict, int |
     return out, (None if ksize is None else int(ksize))
 
 
+TRAIN_SET_KEYS = {'dataroot_GT': 'dataroot_gt', 'GT_size': 'gt_size', 'use_flip': 'use_hflip', 'use_rot': 'use_rot',
+                  'use_shuffle': 'use_shuffle', 'n_workers': 'num_worker_per_gpu', 'batch_size': 'batch_size_per_gpu'}
+TEST_SET_KEYS = {'dataroot_GT': 'dataroot_gt'}
+
+
+def _gt_set_keys(key: str, ds: Mapping, file, notes: list[str], what: str, train: bool, scale: int) -> dict:
+    """The keys of a ``mode: GT`` set (HR only; the LR is synthesised): renamed (:data:`TRAIN_SET_KEYS` for a train
+    set, :data:`TEST_SET_KEYS` otherwise), ``dataroot_LQ: ~`` and a consistent ``LR_size`` accepted, bookkeeping
+    noted as unused; any other key is an error naming it (``what`` names the set's kind in it)."""
+    rename = TRAIN_SET_KEYS if train else TEST_SET_KEYS
+    unused = ('color', 'data_type', 'phase') + (() if train else UNUSED_DATASET)
+    out: dict = {}
+    for k, value in ds.items():
+        if k in rename:
+            out[rename[k]] = value
+        elif k in ('mode', 'name') or (k in ('dataroot_LQ', 'LR_size') and value is None):
+            continue
+        elif k == 'dataroot_LQ':
+            raise _error(file, f'{key}.dataroot_LQ', 'mode GT synthesises the LR images: set dataroot_LQ: ~, or use '
+                         'mode: LQGT to read LR / HR pairs')
+        elif k == 'LR_size' and train:
+            if ds.get('GT_size') is not None and int(value) * scale != int(ds['GT_size']):
+                raise _error(file, f'{key}.LR_size', f'LR_size {value} x scale {scale} != GT_size {ds["GT_size"]}')
+        elif k in unused:
+            notes.append(f'{key}.{k}: not used')
+        else:
+            raise _error(file, f'{key}.{k}', f'has no meaning in ssr for {what} (known: name, mode, dataroot_LQ: ~, '
+                         f'{"LR_size, " if train else ""}{", ".join(rename)}, {", ".join(unused)})')
+    if not out.get('dataroot_gt'):
+        raise _error(file, f'{key}.dataroot_GT', 'mode GT needs dataroot_GT (the HR images to degrade)')
+    return out
+
+
 def _dcls_dataset(key: str, ds: Mapping, opt: Mapping, file, notes: list[str], train: bool) -> dict:
     """A DCLS ``mode: GT`` set (its ``train`` set, or a test set of a file with a ``degradation`` block) -> a
     ``DCLSGTDataset``: random crops and random kernels for training, fixed (seeded) ones for a test set."""
     if ds.get('mode') != 'GT':
         raise _error(file, f'{key}.mode', f'DCLS trains on mode: GT (LR synthesised on the fly), got '
                      f'{ds.get("mode")!r}')
-    rename = {'dataroot_GT': 'dataroot_gt'}
-    if train:
-        rename.update({'GT_size': 'gt_size', 'use_flip': 'use_hflip', 'use_rot': 'use_rot',
-                       'use_shuffle': 'use_shuffle', 'n_workers': 'num_worker_per_gpu',
-                       'batch_size': 'batch_size_per_gpu'})
-    out: dict = {'name': ds.get('name', key.split('.')[-1]), 'type': 'DCLSGTDataset'}
     scale = int(opt.get('scale', 4))
-    for k, value in ds.items():
-        if k in rename:
-            out[rename[k]] = value
-        elif k in ('mode', 'name') or (k == 'dataroot_LQ' and value is None):
-            continue
-        elif k == 'LR_size' and train:
-            if value is not None and ds.get('GT_size') is not None and int(value) * scale != int(ds['GT_size']):
-                raise _error(file, f'{key}.LR_size', f'LR_size {value} x scale {scale} != GT_size {ds["GT_size"]}')
-        elif k in ('color', 'data_type', 'phase') or (not train and k in UNUSED_DATASET):
-            notes.append(f'{key}.{k}: not used')
-        else:
-            raise _error(file, f'{key}.{k}', 'has no meaning in ssr for a DCLS mode: GT set (known: name, mode, '
-                         f'dataroot_GT, dataroot_LQ: ~, LR_size, {", ".join(rename)}, color)')
-    if not out.get('dataroot_gt'):
-        raise _error(file, f'{key}.dataroot_GT', 'mode GT needs dataroot_GT (the HR images to degrade)')
+    out: dict = {'name': ds.get('name', key.split('.')[-1]), 'type': 'DCLSGTDataset',
+                 **_gt_set_keys(key, ds, file, notes, 'a DCLS mode: GT set', train, scale)}
     degradation, ksize = _dcls_degradation(opt, file, notes)
     net_k = ((opt.get('network_G') or {}).get('setting') or {}).get('kernel_size', opt.get('kernel_size'))
     if ksize is not None and net_k is not None and int(net_k) != ksize:
@@ -292,22 +306,8 @@ def _gt_dataset(key: str, ds: Mapping, opt: Mapping, file, notes: list[str]) -> 
     file with DCLS's ``degradation`` block)."""
     if isinstance(opt.get('degradation'), Mapping):
         return _dcls_dataset(key, ds, opt, file, notes, train=False)
-    out: dict = {'name': ds.get('name', key.split('.')[-1]), 'type': 'MMSRGTDataset'}
-    for k, value in ds.items():
-        if k == 'dataroot_GT':
-            out['dataroot_gt'] = value
-        elif k in ('mode', 'name') or (k == 'dataroot_LQ' and value is None):
-            continue
-        elif k == 'dataroot_LQ':
-            raise _error(file, f'{key}.dataroot_LQ', 'mode GT synthesises the LR images: set dataroot_LQ: ~, or use '
-                         'mode: LQGT to read LR / HR pairs')
-        elif k in UNUSED_DATASET:
-            notes.append(f'{key}.{k}: not used')
-        else:
-            raise _error(file, f'{key}.{k}', 'has no meaning in ssr for a mode: GT test set (known: name, mode, '
-                         f'dataroot_GT, dataroot_LQ: ~, {", ".join(UNUSED_DATASET)})')
-    if not out.get('dataroot_gt'):
-        raise _error(file, f'{key}.dataroot_GT', 'mode GT needs dataroot_GT (the HR images to degrade)')
+    out: dict = {'name': ds.get('name', key.split('.')[-1]), 'type': 'MMSRGTDataset',
+                 **_gt_set_keys(key, ds, file, notes, 'a mode: GT test set', False, int(opt.get('scale', 4)))}
     kernel = {k: opt[k] for k in ('sig', 'sig1', 'sig2', 'theta', 'rate_iso', 'sv_mode') if opt.get(k) is not None}
     out['kernel'] = kernel
     out['kernel_size'] = int(opt.get('kernel_size', 21))
@@ -482,21 +482,8 @@ def _train_dataset(ds: Mapping, opt: Mapping, file, notes: list[str]) -> dict:
     if ds.get('mode') != 'GT':
         raise _error(file, f'{key}.mode', f'MANet trains on mode: GT (LR synthesised on the fly), got '
                      f'{ds.get("mode")!r}')
-    rename = {'dataroot_GT': 'dataroot_gt', 'GT_size': 'gt_size', 'use_flip': 'use_hflip', 'use_rot': 'use_rot',
-              'use_shuffle': 'use_shuffle', 'n_workers': 'num_worker_per_gpu', 'batch_size': 'batch_size_per_gpu'}
-    out: dict = {'name': ds.get('name', 'train'), 'type': 'MMSRGTDataset'}
-    for k, value in ds.items():
-        if k in rename:
-            out[rename[k]] = value
-        elif k in ('mode', 'name') or (k in ('dataroot_LQ', 'LR_size') and value is None):
-            continue
-        elif k in ('color', 'data_type', 'phase'):
-            notes.append(f'{key}.{k}: not used')
-        else:
-            raise _error(file, f'{key}.{k}', 'has no meaning in ssr for a MANet train set (known: name, mode, '
-                         f'dataroot_GT, dataroot_LQ: ~, LR_size: ~, {", ".join(rename)}, color)')
-    if not out.get('dataroot_gt'):
-        raise _error(file, f'{key}.dataroot_GT', 'the train set needs dataroot_GT (the HR images)')
+    out: dict = {'name': ds.get('name', 'train'), 'type': 'MMSRGTDataset',
+                 **_gt_set_keys(key, ds, file, notes, 'a MANet train set', True, int(opt.get('scale', 4)))}
     out['kernel_size'] = int(opt.get('kernel_size', 21))
     out['random_kernel'] = {'sig_min': opt.get('sig_min', 0.2), 'sig_max': opt.get('sig_max', 4.0),
                             'rate_iso': opt.get('rate_iso', 1.0)}

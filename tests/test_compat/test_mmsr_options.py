@@ -37,6 +37,14 @@ DCLS = {  # the layout of DCLS's options/test/test_setting1_x4.yml, tiny widths
 }
 
 
+def assert_translation_error(opt: dict, edit, file: str, is_train: bool, key: str, message: str) -> None:
+    """``edit(opt)`` makes ``translate_mmsr`` raise an OptionError naming ``key`` with ``message``."""
+    edit(opt)
+    with pytest.raises(OptionError, match=message) as info:
+        translate_mmsr(opt, file, is_train=is_train)
+    assert info.value.key == key
+
+
 def test_manet_translation():
     assert is_mmsr(MANET) and not is_mmsr({'network_g': {'type': 'NBSR'}})
     opt, notes = translate_mmsr(MANET, 'm.yml', is_train=False)
@@ -77,11 +85,7 @@ def test_dcls_translation():
     (lambda o: o['path'].update(pretrain_model_K='k.pth'), 'path.pretrain_model_K', 'has no meaning'),
 ])
 def test_keys_without_meaning_are_errors_naming_them(edit, key, message):
-    opt = copy.deepcopy(MANET)
-    edit(opt)
-    with pytest.raises(OptionError, match=message) as info:
-        translate_mmsr(opt, 'm.yml', is_train=False)
-    assert info.value.key == key
+    assert_translation_error(copy.deepcopy(MANET), edit, 'm.yml', False, key, message)
 
 
 def test_mode_gt_becomes_an_on_the_fly_dataset_with_the_file_kernel_noise_and_jpeg():
@@ -144,11 +148,7 @@ def test_manet_stage3_training_translation():
     (lambda o: o['logger'].update(wandb=1), 'logger.wandb', 'has no meaning'),
 ])
 def test_training_keys_without_meaning_are_errors(edit, key, message):
-    opt = copy.deepcopy(MANET_TRAIN)
-    edit(opt)
-    with pytest.raises(OptionError, match=message) as info:
-        translate_mmsr(opt, 'train_stage3.yml', is_train=True)
-    assert info.value.key == key
+    assert_translation_error(copy.deepcopy(MANET_TRAIN), edit, 'train_stage3.yml', True, key, message)
 
 
 def _stage(train: dict, which: str) -> dict:
@@ -236,11 +236,7 @@ def test_manet_stage1_and_stage2_test_files():
     ('MANet_s2', lambda o: o['train'].update(restart_weights=[1, 1]), 'train.restart_weights', 'one per restart'),
 ])
 def test_stage_keys_without_meaning_are_errors(which, edit, key, message):
-    opt = _stage(MANET_TRAIN, which)
-    edit(opt)
-    with pytest.raises(OptionError, match=message) as info:
-        translate_mmsr(opt, 'train.yml', is_train=True)
-    assert info.value.key == key
+    assert_translation_error(_stage(MANET_TRAIN, which), edit, 'train.yml', True, key, message)
 
 
 @pytest.mark.slow
@@ -331,11 +327,7 @@ def test_dcls_mode_gt_test_set_uses_the_degradation_block():
     (lambda o: o['path'].update(pretrain_model_K='k.pth'), 'path.pretrain_model_K', 'no kernel estimator'),
 ])
 def test_dcls_training_keys_without_meaning_are_errors(edit, key, message):
-    opt = copy.deepcopy(DCLS_TRAIN)
-    edit(opt)
-    with pytest.raises(OptionError, match=message) as info:
-        translate_mmsr(opt, 'train_setting1_x4.yml', is_train=True)
-    assert info.value.key == key
+    assert_translation_error(copy.deepcopy(DCLS_TRAIN), edit, 'train_setting1_x4.yml', True, key, message)
 
 
 @pytest.mark.slow
