@@ -6,14 +6,18 @@ for users who want to keep and edit it. Every mapped key is listed on stderr.
 A file with a ``datasets.train`` set is translated as a training file (MANet stages 1-3, DCLS), any other as a test
 file.
 
-IKC tests with three files (``test_IKC.py -opt_F -opt_P -opt_C``); ``--ikc`` merges them into one ssr file that runs
-``IKCNet`` (``ssr.archs.ikc_arch``).
+IKC tests and trains with three files (``test_IKC.py`` / ``train_IKC.py -opt_F -opt_P -opt_C``); ``--ikc`` merges
+them into one ssr file: a test file that runs ``IKCNet`` (``ssr.archs.ikc_arch``), or, for the training files, an
+``IKCModel`` file that trains its Predictor and Corrector against the trained SFTMD (``train_SFTMD.yml`` itself runs
+as it is with ``ssr/train.py -opt``).
 
 Example:
     python scripts/convert_options.py MANet/codes/options/test/test_stage3.yml options/test_manet_mine.yml
     python scripts/convert_options.py MANet/codes/options/train/train_stage3.yml options/train_manet_mine.yml
     python scripts/convert_options.py --ikc IKC/codes/options/test/test_SFTMD.yml \\
         IKC/codes/options/test/test_Predictor.yml IKC/codes/options/test/test_Corrector.yml options/test_ikc_mine.yml
+    python scripts/convert_options.py --ikc IKC/codes/options/train/train_SFTMD.yml \
+        IKC/codes/options/train/train_Predictor.yml IKC/codes/options/train/train_Corrector.yml options/train_ikc.yml
 """
 from __future__ import annotations
 
@@ -29,8 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
                    'path.pretrain_model_G, ...)')
     p.add_argument('output', help='ssr option file to write')
     p.add_argument('--ikc', nargs=3, metavar=('SFTMD', 'PREDICTOR', 'CORRECTOR'),
-                   help="IKC's three test files (test_IKC.py's -opt_F, -opt_P, -opt_C), merged into one ssr file "
-                        '(IKCNet); give no INPUT with it')
+                   help="IKC's three test or training files (test_IKC.py's / train_IKC.py's -opt_F, -opt_P, -opt_C), "
+                        'merged into one ssr file (IKCNet); give no INPUT with it')
     p.add_argument('--overwrite', action='store_true', help='replace an existing output')
     return p
 

@@ -182,7 +182,7 @@ class IKCOutput:
 def _load_part(module: nn.Module, path: str | os.PathLike, name: str) -> None:
     from ssr.utils.checkpoint import read_state_dict
 
-    state, _ = read_state_dict(path, None)
+    state, _ = read_state_dict(path, 'params')  # an IKC raw state_dict or an ssr / BasicSR checkpoint
     state = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()}
     own = module.state_dict()
     missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
@@ -199,7 +199,8 @@ class IKCNet(nn.Module):
     (IKC's ``test_IKC.py``); the result is the last round's SR.
 
     Keys: ``Predictor.*``, ``SFTMD.*``, ``Corrector.*``. The three reference checkpoints load into their parts at
-    construction (``predictor_path``, ``sftmd_path``, ``corrector_path``: raw state_dicts, strictly).
+    construction (``predictor_path``, ``sftmd_path``, ``corrector_path``: IKC's raw state_dicts or ssr checkpoints
+    such as ``IKCModel``'s SFTMD run's ``net_g_latest.pth``, strictly).
 
     Args:
         in_nc, code_len, scale, nb, nf: as the three networks (reference defaults 3, 10, 4, 16, 64).

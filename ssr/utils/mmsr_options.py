@@ -64,11 +64,20 @@ error naming it.
 IKC tests with three files (``test_IKC.py -opt_F SFTMD.yml -opt_P Predictor.yml -opt_C Corrector.yml``):
 :func:`translate_ikc` (``scripts/convert_options.py --ikc``) merges them into one file that runs ``IKCNet``
 (:mod:`ssr.archs.ikc_arch`: the Predictor's code, ``step`` rounds of SFTMD + Corrector, each part's
-``pretrain_model_G`` loaded into it) on the Predictor file's ``LQGTker`` sets; one IKC file alone is an error that
-says so.
+``pretrain_model_G`` loaded into it) on the Predictor file's ``LQGTker`` sets (a set without ``dataroot_LQ``, for
+which ``test_IKC.py`` draws new random kernels at every run, becomes an ``IKCGTDataset`` seeded per image); one IKC
+test file alone is an error that says so.
 
-Not translated (an error that says so): IKC's training files, IKC sets without ``dataroot_LQ`` (``test_IKC.py``
-draws new random kernels at every run), DCLS's stored-kernel training (``stored_kernel``), MANet's LR re-degradation
+IKC's training (:mod:`ssr.models.ikc_model`, :mod:`ssr.data.ikc_gt_dataset`): ``train_SFTMD.yml`` runs as it is
+(``ssr/train.py -opt``): ``IKCModel`` trains ``SFTMD`` on the true kernels' PCA codes, the PCA basis fitted at the
+start as ``train_SFTMD.py`` does and saved as ``experiments/<name>/pca_matrix.pth``; its ``LQGTker`` sets become
+``IKCGTDataset`` (IKC's random isotropic kernels, reflect blur, 8-bit PIL bicubic). ``train_IKC.py``'s three files
+(``-opt_F train_SFTMD.yml -opt_P train_Predictor.yml -opt_C train_Corrector.yml``) are merged by
+:func:`translate_ikc_training` (``scripts/convert_options.py --ikc``) into one ``IKCModel`` file training ``IKCNet``'s
+Predictor and Corrector against the frozen SFTMD of the SFTMD file's ``sftmd`` block, with the PCA basis found beside
+that SFTMD's run (or IKC's ``./pca_matrix.pth``). ``lr_scheme: ~`` is a constant learning rate.
+
+Not translated (an error that says so): DCLS's stored-kernel training (``stored_kernel``), MANet's LR re-degradation
 loss (``pixel_criterion_lr``).
 """
 from __future__ import annotations
@@ -78,7 +87,7 @@ import re
 from collections import OrderedDict
 from collections.abc import Mapping
 
-__all__ = ['is_mmsr', 'translate_ikc', 'translate_mmsr']
+__all__ = ['is_mmsr', 'translate_ikc', 'translate_ikc_training', 'translate_mmsr']
 
 MANET_MODELS = ('MANet_s3', 'MANet')
 MANET_ESTIMATOR_MODELS = ('MANet_s1',)
@@ -367,9 +376,16 @@ def translate_mmsr(opt: Mapping, file: str | os.PathLike, is_train: bool) -> tup
         OptionError: a key with no meaning in ssr (named), a network, dataset mode or training file not translated.
     """
     which = (opt.get('network_G') or {}).get('which_model_G') if isinstance(opt.get('network_G'), Mapping) else None
+    if is_train and which == 'SFTMD':
+        return _translate_ikc_sftmd(opt, file)
+    if is_train and which in IKC_MODELS:
+        raise _error(file, 'network_G.which_model_G', f'IKC trains the {which} with the Predictor, Corrector and the '
+                     'trained SFTMD together (train_IKC.py -opt_F -opt_P -opt_C): merge the three files with '
+                     'scripts/convert_options.py --ikc train_SFTMD.yml train_Predictor.yml train_Corrector.yml '
+                     'OUT.yml, then run ssr/train.py -opt OUT.yml')
     if is_train and which not in MANET_TRAIN_MODELS + DCLS_MODELS:
-        raise _error(file, 'network_G.which_model_G', f'MMSR training files are translated for MANet stages 1-3 '
-                     f'and DCLS ({", ".join(MANET_TRAIN_MODELS + DCLS_MODELS)}), not {which!r}; write an ssr '
+        raise _error(file, 'network_G.which_model_G', f'MMSR training files are translated for MANet stages 1-3, '
+                     f'DCLS and IKC ({", ".join(MANET_TRAIN_MODELS + DCLS_MODELS + IKC_MODELS)}), not {which!r}; write an ssr '
                      'training file (options/train_*.yml)')
     notes: list[str] = []
     out: OrderedDict = OrderedDict()
@@ -569,12 +585,15 @@ def _train_sections(opt: Mapping, out: dict, file, notes: list[str], which: str 
     known = {'lr_G', 'beta1', 'beta2', 'weight_decay_G', 'niter', 'warmup_iter', 'lr_scheme', 'lr_steps', 'lr_gamma',
              'restarts', 'restart_weights', 'eta_min', 'T_period', 'pixel_criterion', 'pixel_weight', 'manual_seed',
              'val_freq', 'clear_state'}
-    known |= {'lr_E'} if dcls else {'kernel_criterion', 'kernel_weight', 'pixel_criterion_lr', 'pixel_weight_lr'}
+    ikc = which in ('SFTMD', 'IKCNet')
+    known |= {'lr_E'} if dcls else set() if ikc else {'kernel_criterion', 'kernel_weight', 'pixel_criterion_lr',
+                                                       'pixel_weight_lr'}
     unknown = sorted(set(train) - known)
     if unknown:
-        raise _error(file, f'train.{unknown[0]}', f'has no meaning in ssr for a {"DCLS" if dcls else "MANet"} '
-                     f'training file (known: {", ".join(sorted(known))})')
-    if not dcls:
+        label = 'DCLS' if dcls else 'IKC' if ikc else 'MANet'
+        raise _error(file, f'train.{unknown[0]}', f'has no meaning in ssr for {"an" if ikc else "a"} {label} training file (known: '
+                     f'{", ".join(sorted(known))})')
+    if not dcls and not ikc:
         _loss_keys(train, which, file)
     if train.get('clear_state'):
         raise _error(file, 'train.clear_state', 'clearing the optimizer state at restarts is not translated; set it '
@@ -586,6 +605,9 @@ def _train_sections(opt: Mapping, out: dict, file, notes: list[str], which: str 
              'betas': [float(train.get('beta1', 0.9)), float(train.get('beta2', 0.999))],
              'weight_decay': float(train.get('weight_decay_G') or 0.0)}
     scheme = train.get('lr_scheme', 'MultiStepLR')
+    if scheme is None and not train.get('lr_steps') and not train.get('restarts'):  # IKC: no scheduler
+        scheme = 'MultiStepLR'
+        notes.append('train.lr_scheme: ~ -> a constant learning rate (MultiStepLR without milestones)')
     if scheme not in LR_SCHEMES:
         raise _error(file, 'train.lr_scheme', f'{scheme!r} is not translated; expected one of {LR_SCHEMES}')
     restarts, weights = train.get('restarts'), train.get('restart_weights')
@@ -656,9 +678,14 @@ def translate_ikc(opts: Mapping[str, Mapping], files: Mapping[str, str | os.Path
 
     Raises:
         OptionError: a file that is not the named IKC network, keys with no meaning, settings the three files
-            disagree on, a test set with no LR images (``dataroot_LQ: ~``: ``test_IKC.py`` draws random kernels at
-            every run; generate the set once and give dataroot_LQ).
+            disagree on.
+
+    A test set without LR images (``dataroot_LQ: ~``; ``test_IKC.py`` draws new random kernels at every run) becomes
+    an ``IKCGTDataset`` seeded per image, with the Predictor file's ``kernel_size`` / ``sig_min`` / ``sig_max``. Three
+    *training* files (a ``train`` block) are translated by :func:`translate_ikc_training`.
     """
+    if any('train' in opts[part] or 'train' in (opts[part].get('datasets') or {}) for part in IKC_MODELS):
+        return translate_ikc_training(opts, files)
     notes: list[str] = []
     nets = {}
     for part in IKC_MODELS:
@@ -716,9 +743,11 @@ def translate_ikc(opts: Mapping[str, Mapping], files: Mapping[str, str | os.Path
         key = f'datasets.{phase}'
         if not isinstance(ds, Mapping) or ds.get('mode') != 'LQGTker':
             raise _error(first, f'{key}.mode', f'expected IKC\'s LQGTker, got {(ds or {}).get("mode")!r}')
-        if not ds.get('dataroot_LQ'):
-            raise _error(first, f'{key}.dataroot_LQ', 'test_IKC.py draws new random kernels for the LR at every run; '
-                         'generate the LR set once and give dataroot_LQ')
+        if not ds.get('dataroot_LQ'):  # test_IKC.py draws new random kernels at every run; ssr seeds them
+            numbered = re.fullmatch(r'(test|val)_?(\d+)', str(phase))
+            name = f'{numbered[1]}_{numbered[2]}' if numbered else str(phase)
+            datasets[name] = _ikc_set(key, ds, p_opt, first, notes, train=False)
+            continue
         name, translated = _dataset(str(phase), {**ds, 'mode': 'LQGT'}, first, notes)
         datasets[name] = translated
     if not datasets:
@@ -727,13 +756,226 @@ def translate_ikc(opts: Mapping[str, Mapping], files: Mapping[str, str | os.Path
     for part in ('SFTMD', 'Corrector'):
         if opts[part].get('datasets'):
             notes.append(f'{part}: datasets not used (test_IKC.py tests on the Predictor file\'s sets)')
+    synthesised = any(ds['type'] == 'IKCGTDataset' for ds in datasets.values())
     for key in ('kernel_size', 'sig_min', 'sig_max', 'sig'):
         if any(key in opts[part] for part in IKC_MODELS):
-            notes.append(f'{key}: not used (LR synthesis; the sets give their LR images)')
+            if synthesised and key != 'sig' and key in p_opt:
+                notes.append(f'{key} -> the IKCGTDataset sets (random isotropic kernels)')
+            elif synthesised and key != 'sig':
+                notes.append(f'{key}: not used (the Predictor file\'s settings drive the synthesised sets)')
+            else:
+                notes.append(f'{key}: not used (LR synthesis; {"random kernels" if key == "sig" else "the sets give their LR images"})')
     crop = p_opt.get('crop_border')
     metric = {'crop_border': scale if crop is None else crop, 'test_y_channel': True}
     out['path'] = OrderedDict()
     out['val'] = {'save_img': True, 'suffix': p_opt.get('suffix'),
                   'metrics': {'psnr': dict(type='calculate_psnr', **metric),
                               'ssim': dict(type='calculate_ssim', **metric)}}
+    return out, notes
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# IKC's training files
+IKC_TRAIN_TOP = IKC_TOP + ('use_tb_logger', 'train', 'logger', 'sftmd')
+IKC_PATH_KEYS = ('pretrain_model_G', 'strict_load', 'resume_state', 'results_root', 'root', 'log')
+PCA_FILE = 'pca_matrix.pth'
+
+
+def _ikc_set(key: str, ds: Mapping, opt: Mapping, file, notes: list[str], train: bool) -> dict:
+    """An IKC ``LQGTker`` set whose LR is synthesised (a training file's sets; a test set without ``dataroot_LQ``)
+    -> an ``IKCGTDataset`` with the file's ``kernel_size``, ``sig_min``, ``sig_max``."""
+    if not isinstance(ds, Mapping) or ds.get('mode') != 'LQGTker':
+        raise _error(file, f'{key}.mode', f'expected IKC\'s LQGTker, got {(ds or {}).get("mode")!r}')
+    ds = dict(ds)
+    if ds.get('dataroot_LQ') is not None:
+        ds['dataroot_LQ'] = None
+        notes.append(f'{key}.dataroot_LQ: not used (IKC\'s training scripts synthesise the LR of every set from GT)')
+    scale = int(opt.get('scale', 4))
+    out: dict = {'name': ds.get('name', key.split('.')[-1]), 'type': 'IKCGTDataset',
+                 **_gt_set_keys(key, ds, file, notes, 'an IKC set', train, scale)}
+    out.update(kernel_size=int(opt.get('kernel_size', 21)), sig_min=float(opt.get('sig_min', 0.2)),
+               sig_max=float(opt.get('sig_max', 4.0)),
+               io_backend={'type': 'lmdb' if _is_lmdb(out['dataroot_gt']) else 'disk'})
+    notes.append(f'{key} (mode LQGTker) -> IKCGTDataset: random isotropic k={out["kernel_size"]} kernels (std '
+                 f'{out["sig_min"]}-{out["sig_max"]}), reflect blur, 8-bit PIL bicubic x1/{scale}' +
+                 (f', random {out.get("gt_size")}² crops' if train else ', seeded per image (the same LR at every run)'))
+    return out
+
+
+def _ikc_check_file(opt: Mapping, file, part: str) -> dict:
+    """The top-level, ``network_G`` and ``path`` keys of an IKC training file; returns its ``network_G``."""
+    net = opt.get('network_G') if isinstance(opt.get('network_G'), Mapping) else {}
+    if net.get('which_model_G') != part:
+        raise _error(file, 'network_G.which_model_G', f'expected the {part} file, got {net.get("which_model_G")!r}')
+    for key in opt:
+        if key not in IKC_TRAIN_TOP:
+            raise _error(file, key, f'has no meaning in ssr for an IKC training file (known: {", ".join(IKC_TRAIN_TOP)})')
+    for key in net:
+        if key not in IKC_NET_KEYS:
+            raise _error(file, f'network_G.{key}', f'has no meaning for IKC (known: {", ".join(IKC_NET_KEYS)})')
+    for key in opt.get('path') or {}:
+        if key not in IKC_PATH_KEYS:
+            raise _error(file, f'path.{key}', f'has no meaning in ssr (known: {", ".join(IKC_PATH_KEYS)})')
+    code = opt.get('code_length')
+    if code is not None and net.get('code_length') is not None and int(code) != int(net['code_length']):
+        raise _error(file, 'code_length', f'{code} != network_G.code_length {net["code_length"]}')
+    return dict(net)
+
+
+def _ikc_train_common(opt: Mapping, file, notes: list[str], network: dict) -> OrderedDict:
+    """name, model_type, devices, the synthesised sets, path, val and the translated ``train`` / ``logger``."""
+    out: OrderedDict = OrderedDict()
+    out['name'] = opt.get('name') or os.path.splitext(os.path.basename(str(file)))[0]
+    out['model_type'] = 'IKCModel'
+    notes.append(f'model: {opt.get("model")} -> model_type: IKCModel')
+    gpus = opt.get('gpu_ids')
+    out['num_gpu'] = len(gpus) if isinstance(gpus, (list, tuple)) else 0
+    out['scale'] = int(opt.get('scale', 4))
+    out['network_g'] = network
+    datasets: OrderedDict = OrderedDict()
+    for phase, ds in (opt.get('datasets') or {}).items():
+        phase = str(phase)
+        if phase != 'train' and not phase.startswith('val'):
+            raise _error(file, f'datasets.{phase}', 'an IKC training file holds one train set and val sets')
+        datasets[phase] = _ikc_set(f'datasets.{phase}', ds, opt, file, notes, train=phase == 'train')
+    if 'train' not in datasets:
+        raise _error(file, 'datasets.train', 'a training file needs a train set (mode: LQGTker, dataroot_GT)')
+    out['datasets'] = datasets
+    path = dict(opt.get('path') or {})
+    out['path'] = OrderedDict()
+    if path.get('resume_state') is not None:
+        out['path']['resume_state'] = path['resume_state']
+    for key in ('results_root', 'root', 'log'):
+        if key in path:
+            notes.append(f'path.{key}: not used (runs land in experiments/<name>/)')
+    crop = opt.get('crop_border')
+    # train_SFTMD.py / train_IKC.py validate on RGB PSNR with a border of `scale` pixels cropped
+    out['val'] = {'save_img': False, 'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': out['scale'] if
+                                                          crop is None else crop, 'test_y_channel': False}}}
+    _train_sections(opt, out, file, notes, network['type'])
+    if opt.get('sig') is not None:
+        notes.append('sig: not used (IKC\'s training scripts draw random kernels)')
+    return out
+
+
+def _translate_ikc_sftmd(opt: Mapping, file) -> tuple[OrderedDict, list[str]]:
+    """IKC's ``train_SFTMD.yml`` (``train_SFTMD.py -opt_F``): the non-blind SFTMD trained with the true kernel's
+    PCA code, the PCA basis fitted at the start as IKC does."""
+    notes: list[str] = []
+    net = _ikc_check_file(opt, file, 'SFTMD')
+    scale = int(opt.get('scale', 4))
+    if net.get('upscale') is not None and int(net['upscale']) != scale:
+        raise _error(file, 'network_G.upscale', f'{net["upscale"]} != scale {scale}')
+    if net.get('out_nc') not in (None, net.get('in_nc', 3)):
+        raise _error(file, 'network_G.out_nc', 'SFTMD outputs in_nc channels')
+    network = {'type': 'SFTMD', 'in_nc': int(net.get('in_nc', 3)),
+               'code_len': int(net.get('code_length', opt.get('code_length', 10))), 'scale': scale,
+               'nb': int(net.get('nb', 16))}
+    if net.get('nf') not in (None, 64):
+        raise _error(file, 'network_G.nf', 'SFTMD\'s trunk is 64 features wide in IKC (its nf is not read)')
+    notes.append(f'network_G (SFTMD) -> network_g (SFTMD, code_len {network["code_len"]}, nb {network["nb"]})')
+    out = _ikc_train_common(opt, file, notes, network)
+    path = dict(opt.get('path') or {})
+    if path.get('pretrain_model_G'):
+        out['path']['pretrain_network_g'] = path['pretrain_model_G']
+        out['path']['param_key_g'] = None  # IKC saves raw state_dicts
+        out['path']['strict_load_g'] = bool(path.get('strict_load', True))
+        notes.append('path.pretrain_model_G -> path.pretrain_network_g (param_key_g: ~)')
+    train_set = out['datasets']['train']
+    out['train']['pca_fit'] = {'num_kernels': 30000, 'kernel_size': train_set['kernel_size'],
+                               'sig_min': train_set['sig_min'], 'sig_max': train_set['sig_max']}
+    notes.append(f'PCA basis fitted as train_SFTMD.py does (30000 random isotropic kernels), saved as '
+                 f'experiments/{out["name"]}/{PCA_FILE} (IKC: ./{PCA_FILE})')
+    if 'sftmd' in opt:
+        notes.append('sftmd: not used here (train_IKC.py reads it: merge the three files with --ikc)')
+    return out, notes
+
+
+def _ikc_pca_path(sftmd_weights: str, file) -> str:
+    """The PCA basis the SFTMD was trained with: ``pca_matrix.pth`` of ssr's SFTMD run (next to its ``models/``),
+    else IKC's ``./pca_matrix.pth`` (``train_IKC.py`` reads it from the working directory)."""
+    run_dir = os.path.dirname(os.path.dirname(os.path.abspath(sftmd_weights)))
+    candidates = [os.path.join(run_dir, PCA_FILE), os.path.join('.', PCA_FILE)]
+    for candidate in candidates:
+        if os.path.isfile(candidate):
+            return candidate
+    raise _error(file, 'sftmd.path.pretrain_model_G', f'found no {PCA_FILE} of this SFTMD (looked in '
+                 f'{" and ".join(candidates)}): train the SFTMD first (ssr/train.py -opt train_SFTMD.yml writes '
+                 f'experiments/<name>/{PCA_FILE}) or copy IKC\'s {PCA_FILE} there')
+
+
+def translate_ikc_training(opts: Mapping[str, Mapping],
+                           files: Mapping[str, str | os.PathLike]) -> tuple[OrderedDict, list[str]]:
+    """IKC's three training files (``train_IKC.py -opt_F train_SFTMD.yml -opt_P train_Predictor.yml -opt_C
+    train_Corrector.yml``) as one ssr training file: ``IKCModel`` with ``IKCNet`` (the SFTMD of the SFTMD file's
+    ``sftmd`` block, frozen), the Predictor file's sets, iterations, validation and checkpoints (as ``train_IKC.py``
+    uses them), each part's optimizer and code loss from its own file, the Corrector's ``step`` rounds.
+
+    Raises:
+        OptionError: as :func:`translate_ikc`, and for an SFTMD file without a trained SFTMD (``sftmd.path``), files
+            whose schedules differ, or no PCA basis beside the SFTMD weights.
+    """
+    notes: list[str] = []
+    nets = {part: _ikc_check_file(opts[part], files[part], part) for part in ('Predictor', 'Corrector')}
+    f_opt, f_file = opts['SFTMD'], files['SFTMD']
+    block = f_opt.get('sftmd')
+    if not isinstance(block, Mapping):
+        raise _error(f_file, 'sftmd', 'train_IKC.py loads the trained SFTMD from this block (network_G, '
+                     'path.pretrain_model_G)')
+    unknown = sorted(set(block) - {'gpu_ids', 'is_train', 'scale', 'datasets', 'model', 'network_G', 'path'})
+    if unknown:
+        raise _error(f_file, f'sftmd.{unknown[0]}', 'has no meaning in ssr (known: network_G, path, scale, gpu_ids, '
+                     'is_train, model, datasets)')
+    sftmd = dict(block.get('network_G') or {})
+    if sftmd.get('which_model_G') != 'SFTMD':
+        raise _error(f_file, 'sftmd.network_G.which_model_G', f'expected SFTMD, got {sftmd.get("which_model_G")!r}')
+    for key in sftmd:
+        if key not in IKC_NET_KEYS:
+            raise _error(f_file, f'sftmd.network_G.{key}', f'has no meaning for IKC (known: {", ".join(IKC_NET_KEYS)})')
+    weights = (block.get('path') or {}).get('pretrain_model_G')
+    if not weights:
+        raise _error(f_file, 'sftmd.path.pretrain_model_G', 'train_IKC.py trains the Predictor and Corrector '
+                     'against a trained SFTMD: give its weights')
+    first = files['Predictor']
+    for key in ('in_nc', 'code_length'):
+        values = {part: net.get(key) for part, net in (('SFTMD', sftmd), *nets.items()) if net.get(key) is not None}
+        if len(set(values.values())) > 1:
+            raise _error(first, f'network_G.{key}', f'the three IKC files disagree: {values}')
+    nf = {part: nets[part].get('nf') for part in nets if nets[part].get('nf') is not None}
+    if len(set(nf.values())) > 1:
+        raise _error(files['Corrector'], 'network_G.nf', f'Predictor and Corrector widths differ: {nf}')
+    p_opt, c_opt = opts['Predictor'], opts['Corrector']
+    scale = int(p_opt.get('scale', 4))
+    if sftmd.get('upscale') is not None and int(sftmd['upscale']) != scale:
+        raise _error(f_file, 'sftmd.network_G.upscale', f'{sftmd["upscale"]} != scale {scale}')
+    steps = c_opt.get('step')
+    if steps is None:
+        raise _error(files['Corrector'], 'step', 'train_IKC.py runs step correction rounds per batch (step: 7)')
+    network = {'type': 'IKCNet', 'in_nc': int(sftmd.get('in_nc', 3)),
+               'code_len': int(sftmd.get('code_length', p_opt.get('code_length', 10))), 'scale': scale,
+               'nb': int(sftmd.get('nb', 16)), 'nf': int(next(iter(nf.values()), 64)), 'steps': int(steps),
+               'sftmd_path': weights}
+    notes.append(f'SFTMD: sftmd.path.pretrain_model_G -> network_g.sftmd_path (frozen)')
+    for part, key in (('Predictor', 'predictor_path'), ('Corrector', 'corrector_path')):
+        path = opts[part].get('path') or {}
+        if path.get('pretrain_model_G'):
+            network[key] = path['pretrain_model_G']
+            notes.append(f'{part}: path.pretrain_model_G -> network_g.{key}')
+    out = _ikc_train_common(p_opt, first, notes, network)
+    train = out['train']
+    train['code_opt'] = train.pop('pixel_opt')  # the Predictor's loss is on codes
+    notes[-2 if notes[-1].startswith('sig:') else -1] = notes[-2 if notes[-1].startswith('sig:') else -1].replace(
+        'pixel_opt', 'code_opt (the Predictor\'s code loss)')
+    c_out: dict = {'val': {}, 'datasets': {}, 'network_g': {}, 'scale': scale}
+    _train_sections(c_opt, c_out, files['Corrector'], [], 'IKCNet')
+    if c_out['train']['scheduler'] != train['scheduler']:
+        raise _error(files['Corrector'], 'train.lr_scheme', f'the Predictor and Corrector files schedule their '
+                     f'learning rates differently ({train["scheduler"]} vs {c_out["train"]["scheduler"]}); ssr runs '
+                     'one train.scheduler for both optimizers')
+    train['optim_c'] = c_out['train']['optim_g']
+    train['corrector_code_opt'] = c_out['train']['pixel_opt']
+    out['pca_matrix_path'] = _ikc_pca_path(str(weights), f_file)
+    notes.append(f'Corrector: train -> optim_c, corrector_code_opt; its niter, val_freq, manual_seed, logger and '
+                 f'datasets not used (train_IKC.py runs on the Predictor file\'s); step {steps} -> network_g.steps')
+    notes.append(f'PCA basis: {out["pca_matrix_path"]} -> pca_matrix_path')
     return out, notes

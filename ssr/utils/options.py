@@ -31,13 +31,15 @@ PATH_SUFFIXES = ('_path', '_file', '_dir', '_folder')
 # below are open families
 TOP_KEYS = ('name', 'model_type', 'scale', 'num_gpu', 'manual_seed', 'datasets', 'path', 'train', 'val', 'logger',
             'dist_params', 'find_unused_parameters', 'cudnn_benchmark', 'svkr', 'conditions', 'diffusion', 'sampler',
-            'first_stage', 'depth_input', 'degradation', 'synthesis', 'tile', 'crop_border',
+            'first_stage', 'depth_input', 'degradation', 'synthesis', 'tile', 'crop_border', 'pca_matrix_path',
             # set by the pipelines themselves
             'is_train', 'dist', 'rank', 'world_size', 'auto_resume', 'root_path', 'resume_position')
+# top-level keys only some models read: anywhere else they would be silently ignored
+MODEL_TOP_KEYS = {'pca_matrix_path': ('IKCModel',)}
 SECTION_KEYS = {
     'train': ('ema_decay', 'scheduler', 'total_iter', 'warmup_iter', 'net_d_iters', 'net_d_init_iters', 'bf16',
               'depth_dropout', 'grad_clip', 'kernel_noise', 'reg_weights', 'trainable_prefixes', 'degradation',
-              'synthesis'),
+              'synthesis', 'pca_fit'),
     'val': ('val_freq', 'save_img', 'suffix', 'metrics', 'pbar', 'num_val_samples', 'center_frame_only', 'flip_seq'),
     'logger': ('print_freq', 'save_checkpoint_freq', 'use_tb_logger', 'wandb'),
     'path': ('resume_state', 'ignore_resume_networks', 'experiments_root', 'models', 'training_states', 'log',
@@ -223,6 +225,9 @@ def _check_known_keys(file, opt: Mapping) -> None:
         if key not in TOP_KEYS and not key.startswith('network_'):
             raise OptionError(file, key, f'unknown key; closest known: '
                               f'{", ".join(closest_first(key, TOP_KEYS + tuple(networks))[:3])}')
+        if key in MODEL_TOP_KEYS and opt.get('model_type') not in MODEL_TOP_KEYS[key]:
+            raise OptionError(file, key, f'only {" / ".join(MODEL_TOP_KEYS[key])} reads it, not model_type '
+                              f'{opt.get("model_type")!r}; remove it')
     for section, known in SECTION_KEYS.items():
         block = opt.get(section)
         if not isinstance(block, Mapping):

@@ -460,8 +460,6 @@ def test_ikc_three_files_become_one_ikcnet_file():
 
 @pytest.mark.parametrize('edit, part, key, message', [
     (lambda o: o['Corrector']['network_G'].update(code_length=5), 'Predictor', 'network_G.code_length', 'disagree'),
-    (lambda o: o['Predictor']['datasets']['test_1'].update(dataroot_LQ=None), 'Predictor',
-     'datasets.test_1.dataroot_LQ', 'random kernels'),
     (lambda o: o['SFTMD']['network_G'].update(which_model_G='Predictor'), 'SFTMD', 'network_G.which_model_G',
      'expected the SFTMD file'),
     (lambda o: o['Corrector'].update(step=None, made_up=1), 'Corrector', 'made_up', 'has no meaning'),
@@ -474,6 +472,152 @@ def test_ikc_files_that_do_not_fit_are_errors(edit, part, key, message):
     with pytest.raises(OptionError, match=message) as info:
         translate_ikc(opts, {p: f'{p}.yml' for p in opts})
     assert info.value.key == key and f'{part}.yml' in str(info.value)
+
+
+def test_an_ikc_test_set_without_lr_images_is_synthesised_with_fixed_seeds():
+    from ssr.utils.mmsr_options import translate_ikc
+
+    opts = _ikc_files()
+    opts['Predictor']['datasets']['test_1']['dataroot_LQ'] = None
+    opts['Predictor'].update(kernel_size=11, sig_max=3.0)
+    opt, notes = translate_ikc(opts, {p: f'{p}.yml' for p in opts})
+    assert opt['datasets']['test_1'] == {'name': 'tiny', 'type': 'IKCGTDataset', 'dataroot_gt': 'HR',
+                                         'kernel_size': 11, 'sig_min': 0.2, 'sig_max': 3.0,
+                                         'io_backend': {'type': 'disk'}}
+    assert 'kernel_size -> the IKCGTDataset sets (random isotropic kernels)' in notes
+
+
+def _ikc_train_files(hr='HR', sftmd_weights='experiments/sftmd/models/net_g_latest.pth') -> dict:
+    """The layout of IKC's options/train/train_{SFTMD,Predictor,Corrector}.yml, tiny widths."""
+    common = {'use_tb_logger': False, 'distortion': 'sr', 'scale': 4, 'gpu_ids': None, 'kernel_size': 11,
+              'code_length': 4, 'sig_min': 0.2, 'sig_max': 4.0, 'sig': 2.6}
+    sets = {'train': {'name': 'tiny', 'mode': 'LQGTker', 'dataroot_GT': hr, 'dataroot_LQ': None, 'use_shuffle': True,
+                      'n_workers': 0, 'batch_size': 2, 'GT_size': 48, 'LR_size': 12, 'use_flip': True,
+                      'use_rot': True, 'color': 'RGB'},
+            'val': {'name': 'tiny_val', 'mode': 'LQGTker', 'dataroot_GT': hr, 'dataroot_LQ': None}}
+    net = {'in_nc': 3, 'out_nc': 3, 'nf': 64, 'nb': 1, 'upscale': 4, 'code_length': 4}
+    train = {'lr_G': 1e-4, 'beta1': 0.9, 'beta2': 0.99, 'niter': 2, 'warmup_iter': -1, 'eta_min': 1e-7,
+             'pixel_weight': 1.0, 'manual_seed': 0, 'val_freq': 2}
+    no_scheme = {'lr_scheme': None, 'T_period': None, 'restarts': None, 'restart_weights': None}
+    path = {'pretrain_model_G': None, 'strict_load': True, 'resume_state': None}
+
+    def part(which, name, lr):
+        return {'name': name, 'model': which.lower(), **common, 'step': 2, 'datasets': copy.deepcopy(sets),
+                'network_G': {'which_model_G': which, **net, 'nf': 8}, 'path': dict(path),
+                'train': {**train, **no_scheme, 'lr_G': lr, 'pixel_criterion': 'l2'},
+                'logger': {'print_freq': 1, 'save_checkpoint_freq': 2}}
+    return {
+        'SFTMD': {'name': 'sftmd', 'model': 'sftmd', **common, 'datasets': copy.deepcopy(sets),
+                  'network_G': {'which_model_G': 'SFTMD', **net}, 'path': dict(path),
+                  'train': {**train, 'lr_scheme': 'CosineAnnealingLR_Restart', 'T_period': [1, 1], 'restarts': [1],
+                            'restart_weights': [1], 'pixel_criterion': 'l1'},
+                  'logger': {'print_freq': 1, 'save_checkpoint_freq': 2},
+                  'sftmd': {'gpu_ids': None, 'is_train': False, 'scale': 4, 'model': 'sftmd',
+                            'datasets': {'test': {'name': 'x', 'mode': 'LQGTker', 'dataroot_GT': hr,
+                                                  'dataroot_LQ': hr}},
+                            'network_G': {'which_model_G': 'SFTMD', **net},
+                            'path': {'results_root': 'r', 'pretrain_model_G': sftmd_weights, 'strict_load': True}}},
+        'Predictor': part('Predictor', 'ikc_pc', 1e-4),
+        'Corrector': part('Corrector', 'corrector', 5e-5),
+    }
+
+
+def test_ikc_sftmd_training_translation():
+    opt, notes = translate_mmsr(_ikc_train_files()['SFTMD'], 'train_SFTMD.yml', is_train=True)
+    assert opt['model_type'] == 'IKCModel'
+    assert opt['network_g'] == {'type': 'SFTMD', 'in_nc': 3, 'code_len': 4, 'scale': 4, 'nb': 1}
+    assert opt['datasets']['train'] == {
+        'name': 'tiny', 'type': 'IKCGTDataset', 'dataroot_gt': 'HR', 'use_shuffle': True, 'num_worker_per_gpu': 0,
+        'batch_size_per_gpu': 2, 'gt_size': 48, 'use_hflip': True, 'use_rot': True, 'kernel_size': 11,
+        'sig_min': 0.2, 'sig_max': 4.0, 'io_backend': {'type': 'disk'}}
+    assert opt['datasets']['val']['type'] == 'IKCGTDataset' and 'gt_size' not in opt['datasets']['val']
+    train = opt['train']
+    assert train['pca_fit'] == {'num_kernels': 30000, 'kernel_size': 11, 'sig_min': 0.2, 'sig_max': 4.0}
+    assert train['pixel_opt']['type'] == 'L1Loss' and train['scheduler']['type'] == 'CosineAnnealingRestartLR'
+    # train_SFTMD.py validates on RGB PSNR with `scale` pixels cropped
+    assert opt['val']['metrics'] == {'psnr': {'type': 'calculate_psnr', 'crop_border': 4, 'test_y_channel': False}}
+    assert any(n.startswith('sftmd: not used here') for n in notes)
+
+
+def test_ikc_training_files_become_one_ikcmodel_file(tmp_path):
+    from ssr.utils.mmsr_options import translate_ikc
+
+    weights = tmp_path / 'experiments/sftmd/models/net_g_latest.pth'
+    opts = _ikc_train_files(sftmd_weights=str(weights))
+    with pytest.raises(OptionError, match='found no pca_matrix.pth of this SFTMD') as info:
+        translate_ikc(opts, {p: f'{p}.yml' for p in opts})
+    assert info.value.key == 'sftmd.path.pretrain_model_G'
+    weights.parent.mkdir(parents=True)
+    (tmp_path / 'experiments/sftmd/pca_matrix.pth').write_bytes(b'')  # where ssr's SFTMD run writes it
+    opt, notes = translate_ikc(opts, {p: f'{p}.yml' for p in opts})
+    assert opt['model_type'] == 'IKCModel' and opt['name'] == 'ikc_pc'
+    assert opt['network_g'] == {'type': 'IKCNet', 'in_nc': 3, 'code_len': 4, 'scale': 4, 'nb': 1, 'nf': 8,
+                                'steps': 2, 'sftmd_path': str(weights)}
+    train = opt['train']
+    assert train['optim_g']['lr'] == 1e-4 and train['optim_c']['lr'] == 5e-5  # each part from its own file
+    assert train['code_opt']['type'] == train['corrector_code_opt']['type'] == 'MSELoss'
+    assert train['scheduler'] == {'type': 'MultiStepLR', 'milestones': [], 'gamma': 0.5}  # lr_scheme: ~
+    assert opt['pca_matrix_path'] == str(tmp_path / 'experiments/sftmd/pca_matrix.pth')
+    assert opt['datasets']['train']['type'] == 'IKCGTDataset' and train['total_iter'] == 2
+
+
+@pytest.mark.parametrize('edit, part, key, message', [
+    (lambda o: o['SFTMD'].pop('sftmd'), 'SFTMD', 'sftmd', 'loads the trained SFTMD'),
+    (lambda o: o['Corrector']['train'].update(lr_scheme='MultiStepLR', lr_steps=[1]), 'Corrector',
+     'train.lr_scheme', 'schedule their learning rates differently'),
+    (lambda o: o['Corrector']['network_G'].update(in_nc=1), 'Predictor', 'network_G.in_nc', 'disagree'),
+    (lambda o: o['Corrector']['network_G'].update(code_length=5), 'Corrector', 'code_length',
+     '4 != network_G.code_length 5'),
+    (lambda o: o['Predictor']['datasets']['val'].update(mode='LQGT'), 'Predictor', 'datasets.val.mode',
+     'LQGTker'),
+    (lambda o: o['Predictor']['train'].update(kernel_weight=1), 'Predictor', 'train.kernel_weight',
+     'no meaning in ssr for an IKC training file'),
+    (lambda o: o['Corrector']['train'].update(kernel_criterion='l1'), 'Corrector', 'train.kernel_criterion',
+     'IKC training file'),
+])
+def test_ikc_training_files_that_do_not_fit_are_errors(tmp_path, edit, part, key, message):
+    from ssr.utils.mmsr_options import translate_ikc
+
+    weights = tmp_path / 'models/net_g_latest.pth'
+    weights.parent.mkdir()
+    (tmp_path / 'pca_matrix.pth').write_bytes(b'')
+    opts = _ikc_train_files(sftmd_weights=str(weights))
+    edit(opts)
+    with pytest.raises(OptionError, match=message) as info:
+        translate_ikc(opts, {p: f'{p}.yml' for p in opts})
+    assert info.value.key == key and f'{part}.yml' in str(info.value)
+
+
+def test_one_ikc_training_file_of_the_second_stage_says_how_to_merge():
+    with pytest.raises(OptionError, match='convert_options.py --ikc train_SFTMD.yml train_Predictor.yml'):
+        translate_mmsr(_ikc_train_files()['Predictor'], 'train_Predictor.yml', is_train=True)
+
+
+@pytest.mark.slow
+def test_train_py_runs_ikcs_two_training_stages_and_test_py_the_result(tmp_path, paired_folder):
+    hr = str(paired_folder / 'hr')
+    weights = tmp_path / 'experiments/sftmd/models/net_g_latest.pth'
+    opts = _ikc_train_files(hr, str(weights))
+    files = {p: write_options(tmp_path / f'train_{p}.yml', opts[p]) for p in opts}
+    proc = run_entry('train.py', ['-opt', str(files['SFTMD'])], root=tmp_path)  # train_SFTMD.py
+    log = proc.stdout + proc.stderr
+    assert 'IKC PCA basis (121, 4) fitted' in log and 'l_pix' in log and '# psnr:' in log, log[-3000:]
+    assert weights.is_file() and (tmp_path / 'experiments/sftmd/pca_matrix.pth').is_file()
+    merged = tmp_path / 'ikc_train.yml'
+    assert load_script('convert_options').main(['--ikc', *(str(files[p]) for p in ('SFTMD', 'Predictor',
+                                                                                   'Corrector')), str(merged)]) == 0
+    proc = run_entry('train.py', ['-opt', str(merged)], root=tmp_path)  # train_IKC.py
+    log = proc.stdout + proc.stderr
+    assert 'l_code:' in log and 'l_code_c:' in log and '# psnr:' in log, log[-3000:]
+    trained = tmp_path / 'experiments/ikc_pc/models/net_g_latest.pth'
+    test = {'name': 'ikc_test', 'model_type': 'BlindSRModel', 'scale': 4, 'num_gpu': 0,
+            'network_g': {'type': 'IKCNet', 'code_len': 4, 'nb': 1, 'nf': 8, 'steps': 2},
+            'path': {'pretrain_network_g': str(trained)},
+            'datasets': {'test_1': {'name': 'tiny', 'type': 'PairedImageDataset', 'dataroot_gt': hr,
+                                    'dataroot_lq': str(paired_folder / 'lr'), 'io_backend': {'type': 'disk'}}},
+            'val': {'save_img': False, 'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': 4}}}}
+    proc = run_entry('test.py', ['-opt', str(write_options(tmp_path / 'test.yml', test))], root=tmp_path)
+    assert '# psnr:' in proc.stdout + proc.stderr, (proc.stdout + proc.stderr)[-3000:]
 
 
 def test_one_ikc_file_says_how_to_run_the_three():

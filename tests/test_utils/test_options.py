@@ -95,6 +95,8 @@ BAD_TRAIN = [
     # arch arguments are checked against the constructor
     ('network_g.nf', 64, r"network_g\.nf: RRDBNet takes no option 'nf'"),
     ('datasets.bogus', {'name': 'x', 'type': 'PairedImageDataset'}, r'datasets\.bogus: dataset phase'),
+    # a top-level key only another model reads would be ignored
+    ('pca_matrix_path', 'pca.pth', r"pca_matrix_path: only IKCModel reads it, not model_type 'SVSRModel'"),
 ]
 
 
