@@ -681,3 +681,32 @@ def test_a_translated_dcls_run_resumes_exactly(tmp_path, paired_folder):
     resumed = run('dcls_part', 4, '--auto_resume')
     assert set(full) == {1, 2, 3, 4} and set(resumed) == {3, 4}
     assert {i: full[i] for i in (3, 4)} == resumed  # both learning-rate groups and every loss as uninterrupted
+
+
+@pytest.mark.slow
+def test_a_translated_ikc_correction_run_resumes_exactly(tmp_path, paired_folder):
+    import re
+
+    hr = str(paired_folder / 'hr')
+    opts = _ikc_train_files(hr, str(tmp_path / 'experiments/sftmd/models/net_g_latest.pth'))
+    opts['SFTMD']['train']['niter'] = 1
+    run_entry('train.py', ['-opt', str(write_options(tmp_path / 'train_SFTMD.yml', opts['SFTMD']))], root=tmp_path)
+    files = [str(write_options(tmp_path / f'train_{p}.yml', opts[p])) for p in ('SFTMD', 'Predictor', 'Corrector')]
+
+    def run(name, niter, *extra):
+        for p in ('Predictor', 'Corrector'):
+            opts[p]['name'], opts[p]['train']['niter'] = name, niter
+            opts[p]['train']['val_freq'] = 100
+        for p, f in zip(('SFTMD', 'Predictor', 'Corrector'), files):
+            write_options(Path(f), opts[p])
+        merged = tmp_path / f'{name}_{niter}.yml'
+        assert load_script('convert_options').main(['--ikc', *files, str(merged), '--overwrite']) == 0
+        proc = run_entry('train.py', ['-opt', str(merged), *extra], root=tmp_path)
+        lines = re.finditer(r'iter: +(\d+), lr:\([^)]*\)\].*?(l_code: \S+ l_code_c: \S+)', proc.stdout + proc.stderr)
+        return {int(m[1]): m[2] for m in lines}  # iteration -> both parts' losses
+
+    full = run('ikc_full', 4)
+    run('ikc_part', 2)  # checkpoint at iteration 2: the end of an epoch (4 images, batch 2)
+    resumed = run('ikc_part', 4, '--auto_resume')
+    assert set(full) == {1, 2, 3, 4} and set(resumed) == {3, 4}
+    assert {i: full[i] for i in (3, 4)} == resumed  # the Predictor's and the Corrector's losses as uninterrupted
