@@ -16,9 +16,18 @@ from torch import Tensor
 
 from ssr.ops.kernel_field import _check_gaussian_params, gaussian_field_terms, kernel_field_from_params
 from ssr.ops.native import native_op
-from ssr.ops.sv_blur import _check_scale_padding, _polyphase, pad_hr, sv_blur_downsample
+from ssr.ops.sv_blur import _check_scale_padding, _pad_index, sv_blur_downsample
 
 __all__ = ['gaussian_field_blur_downsample', 'native_applies']
+
+
+def _padding_index(size: int, r: int, padding: str) -> Tensor:
+    """``(size + 2r,)`` int64: the source index of every position of :func:`ssr.ops.sv_blur.pad_hr`'s padded
+    axis, -1 where ``padding='zeros'`` puts a zero."""
+    if padding != 'zeros':
+        return _pad_index(size, r, padding, torch.device('cpu'))
+    pos = torch.arange(-r, size + r)
+    return torch.where((pos >= 0) & (pos < size), pos, -1)
 
 
 def native_applies(hr: Tensor, *params: Tensor) -> bool:
@@ -86,8 +95,10 @@ def gaussian_field_blur_downsample(hr: Tensor, sigma1: Tensor, sigma2: Tensor, t
     else:
         field = out
     lr = hr.new_empty(batch, hr.shape[1], height, width)
-    phases = _polyphase(pad_hr(hr, kernel_size // 2, padding), scale)  # (B, C, s, s, ceil(Hp / s), ceil(Wp / s))
-    native_op('gaussian_field_blur')(phases, prec.view(batch, 3, height, width).contiguous(),
+    r = kernel_size // 2  # the kernel reads HR padded by r: the C++ side pads through these index maps
+    native_op('gaussian_field_blur')(hr.contiguous(), _padding_index(hr.shape[2], r, padding),
+                                     _padding_index(hr.shape[3], r, padding),
+                                     prec.view(batch, 3, height, width).contiguous(),
                                      stabiliser.neg().view(batch, height, width).contiguous(),
                                      monomials.contiguous(), field, lr, kernel_size, scale)
     return lr, field

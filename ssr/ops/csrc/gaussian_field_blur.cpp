@@ -1,7 +1,7 @@
 // Fused Gaussian kernel field + spatially variant blur + s-fold subsampling on the CPU (float32).
 //
-// The native half of ssr/ops/gaussian_field_blur.py, which prepares every input (the padded HR split into its s*s
-// phases, the per-pixel precision, the stabiliser, the tap monomials) and documents the maths. Per LR pixel (b, i, j)
+// The native half of ssr/ops/gaussian_field_blur.py, which prepares the inputs (the padding as index maps, the
+// per-pixel precision, the stabiliser, the tap monomials) and documents the maths. Per LR pixel (b, i, j)
 // and tap t = a*K + bb this computes, as ssr.ops.kernel_field.kernel_field_from_params does,
 //
 //     l_t  = nst + m0[t] * A + m1[t] * B + m2[t] * C      (nst = -stabiliser, (A, B, C) the precision)
@@ -29,6 +29,7 @@
 #include <c10/util/Exception.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <vector>
@@ -109,13 +110,15 @@ void prefault(float* data, int64_t n) {
 }
 
 struct Problem {
-  const float* phases;     // (B, C, s, s, ph, pw)
-  const float* prec;       // (B, 3, h, w)
-  const float* neg_stab;   // (B, h, w)
-  const float* monomials;  // (3, K*K)
-  float* field;            // (B, K*K, h, w)
-  float* lr;               // (B, C, h, w)
-  int64_t channels, h, w, ph, pw;
+  const float* hr;          // (B, C, H, W)
+  const int64_t* row_index; // (Hp,): the HR row of each padded row, -1 for a row of zeros (padding 'zeros')
+  const int32_t* columns;   // (s, pw): the HR column of padded column s*x + q at [q, x], -1 for zeros
+  const float* prec;        // (B, 3, h, w)
+  const float* neg_stab;    // (B, h, w)
+  const float* monomials;   // (3, K*K)
+  float* field;             // (B, K*K, h, w)
+  float* lr;                // (B, C, h, w)
+  int64_t channels, h, w, H, W, Hp, pw;
   int k, s;
 };
 
@@ -142,8 +145,8 @@ struct Lanes {
 struct Segment {
   const float* prec;      // lane 0 of (A, B, C), planes hw apart
   const float* neg_stab;  // lane 0
-  const float* img;       // phases of image b: (C, s, s, ph, pw)
-  int64_t i, j0;          // LR row, first LR column
+  const float* img;       // the phases of a block of rows of image b: (C, s, s, rows, pw)
+  int64_t rows, i, j0;    // phase rows in the block, the LR row's first phase row in it, first LR column
   float* lr;              // lane 0 of channel 0, channels hw apart
   float* field;           // lane 0 of tap 0, taps hw apart
 };
@@ -168,7 +171,7 @@ inline void store_pending(const Pending* pending, int64_t t, int64_t hw) {
 // torch's reductions (one running sum of the K*K terms doubles the difference to the torch path).
 template <bool kFull, int kC>
 vf weights_and_blur(const Problem& P, const Segment& S, Lanes<kFull> io, float* scratch, const Pending* pending) {
-  const int64_t hw = P.h * P.w, taps = int64_t(P.k) * P.k, plane = P.ph * P.pw;
+  const int64_t hw = P.h * P.w, taps = int64_t(P.k) * P.k, plane = S.rows * P.pw;
   const int64_t channel_stride = int64_t(P.s) * P.s * plane;
   const int k = P.k, s = P.s;
   const vf A = io.get(S.prec), B = io.get(S.prec + hw), C = io.get(S.prec + 2 * hw);
@@ -194,7 +197,7 @@ vf weights_and_blur(const Problem& P, const Segment& S, Lanes<kFull> io, float* 
   for (int c = 0; c < kC; ++c) acc[c] = splat(0.0f);
   const vf floor80 = splat(-80.0f);
   for (int a = 0; a < k; ++a) {
-    const float* row = S.img + (int64_t(a % s) * s * P.ph + S.i + a / s) * P.pw + S.j0;  // phase (a % s, 0)
+    const float* row = S.img + (int64_t(a % s) * s * S.rows + S.i + a / s) * P.pw + S.j0;  // phase (a % s, 0)
     vf row_acc[kC], row_sum = splat(0.0f);
     for (int c = 0; c < kC; ++c) row_acc[c] = splat(0.0f);
     // tap column bb reads phase column q = bb % s at offset bb / s (kept as counters: no division per tap)
@@ -218,13 +221,13 @@ vf weights_and_blur(const Problem& P, const Segment& S, Lanes<kFull> io, float* 
 // The blur of channels c0 .. c0 + kC - 1 with the weights pass 1 left in scratch.
 template <bool kFull, int kC>
 void blur_from_scratch(const Problem& P, const Segment& S, Lanes<kFull> io, const float* scratch, int c0, vf sum) {
-  const int64_t hw = P.h * P.w, plane = P.ph * P.pw;
+  const int64_t hw = P.h * P.w, plane = S.rows * P.pw;
   const int64_t channel_stride = int64_t(P.s) * P.s * plane;
   const int k = P.k, s = P.s;
   vf acc[kC];
   for (int c = 0; c < kC; ++c) acc[c] = splat(0.0f);
   for (int a = 0; a < k; ++a) {
-    const float* row = S.img + c0 * channel_stride + (int64_t(a % s) * s * P.ph + S.i + a / s) * P.pw + S.j0;
+    const float* row = S.img + c0 * channel_stride + (int64_t(a % s) * s * S.rows + S.i + a / s) * P.pw + S.j0;
     vf row_acc[kC];
     for (int c = 0; c < kC; ++c) row_acc[c] = splat(0.0f);
     for (int bb = 0, q = 0, shift_x = 0; bb < k; ++bb) {
@@ -261,65 +264,109 @@ vf weights_and_blur_all(const Problem& P, const Segment& S, Lanes<kFull> io, flo
   return sum;
 }
 
-Segment locate(const Problem& P, int64_t b, int64_t i, int64_t j0) {
+// The padded HR rows that LR rows i0 .. i0 + n - 1 of image b read, split into their s*s phases: out holds
+// (C, s, s, rows, pw) with [c, p, q, y, x] = HRpad[b, c, s*(i0 + y) + p, s*x + q], rows = n + (k - 1) / s. The
+// padding is read through the index maps (Python computes them as ssr.ops.sv_blur.pad_hr pads); the block, ~0.5 MB
+// for 32 rows of 3 x 256^2, is rebuilt per block of rows in a buffer reused by the thread, so it is read from L2.
+int64_t build_phases(const Problem& P, int64_t b, int64_t i0, int64_t n, std::vector<float>& out) {
+  const int s = P.s;
+  const int64_t rows = n + (P.k - 1) / s;
+  out.resize(size_t(P.channels * s * s * rows * P.pw));
+  for (int64_t c = 0; c < P.channels; ++c) {
+    const float* img = P.hr + (b * P.channels + c) * P.H * P.W;
+    for (int p = 0; p < s; ++p) {
+      for (int64_t y = 0; y < rows; ++y) {
+        const int64_t Y = s * (i0 + y) + p;
+        const int64_t src = Y < P.Hp ? P.row_index[Y] : -1;
+        for (int q = 0; q < s; ++q) {
+          float* dst = out.data() + (((c * s + p) * s + q) * rows + y) * P.pw;
+          const int32_t* cols = P.columns + q * P.pw;
+          if (src < 0) {
+            std::memset(dst, 0, sizeof(float) * P.pw);
+            continue;
+          }
+          const float* row = img + src * P.W;
+          for (int64_t x = 0; x < P.pw; ++x) dst[x] = cols[x] >= 0 ? row[cols[x]] : 0.0f;
+        }
+      }
+    }
+  }
+  return rows;
+}
+
+constexpr int64_t kBlockRows = 32;  // LR rows per block of phases: (k - 1) / s extra rows each, ~16% for k = 21, x4
+
+Segment locate(const Problem& P, int64_t b, int64_t i, int64_t j0, const float* phases, int64_t rows,
+               int64_t i0) {
   const int64_t hw = P.h * P.w, pix = i * P.w + j0, taps = int64_t(P.k) * P.k;
-  return Segment{P.prec + b * 3 * hw + pix, P.neg_stab + b * hw + pix,
-                 P.phases + b * P.channels * P.s * P.s * P.ph * P.pw, i, j0,
+  return Segment{P.prec + b * 3 * hw + pix, P.neg_stab + b * hw + pix, phases, rows, i - i0, j0,
                  P.lr + b * P.channels * hw + pix, P.field + b * taps * hw + pix};
 }
 
-// LR rows r0 .. r1 - 1 (row r = image r / h, row r % h). For rows of at least kLanes pixels the segments are
-// software-pipelined: a segment's normalised weights go to the field while the next segment's weights are computed
-// (its taps interleaved with the other's stores), so that the writes, which are bound by memory bandwidth, overlap the
-// arithmetic instead of following it; the weights alternate between two scratch buffers. The last segment of a row
-// overlaps its predecessor instead of running short (the same values, recomputed).
+// LR rows r0 .. r1 - 1 (row r = image r / h, row r % h), in blocks of at most kBlockRows rows of one image. For
+// rows of at least kLanes pixels the segments are software-pipelined: a segment's normalised weights go to the field
+// while the next segment's weights are computed (its taps interleaved with the other's stores), so that the writes,
+// which are bound by memory bandwidth, overlap the arithmetic instead of following it; the weights alternate between
+// two scratch buffers. The last segment of a row overlaps its predecessor instead of running short (the same values,
+// recomputed).
 void run_segments(const Problem& P, int64_t r0, int64_t r1) {
   const int64_t taps = int64_t(P.k) * P.k, hw = P.h * P.w;
-  std::vector<float> buffer(2 * taps * kLanes);
-  if (P.w < kLanes) {
-    for (int64_t r = r0; r < r1; ++r) {
-      const Segment S = locate(P, r / P.h, r % P.h, 0);
-      const Lanes<false> io{int(P.w)};
-      const vf sum = weights_and_blur_all(P, S, io, buffer.data(), nullptr);
-      for (int64_t t = 0; t < taps; ++t) io.put(S.field + t * hw, load(buffer.data() + t * kLanes) / sum);
-    }
-    return;
-  }
+  std::vector<float> buffer(2 * taps * kLanes), phases;
   Pending pending{};
   bool has_pending = false;
   int parity = 0;
-  for (int64_t r = r0; r < r1; ++r) {
-    for (int64_t j = 0; j < P.w; j += kLanes) {
-      const Segment S = locate(P, r / P.h, r % P.h, j + kLanes <= P.w ? j : P.w - kLanes);
-      float* scratch = buffer.data() + parity * taps * kLanes;
-      const vf sum = weights_and_blur_all(P, S, Lanes<true>{kLanes}, scratch, has_pending ? &pending : nullptr);
-      pending = Pending{scratch, sum, S.field};
-      has_pending = true;
-      parity ^= 1;
+  for (int64_t r = r0; r < r1;) {
+    const int64_t b = r / P.h, i0 = r % P.h;
+    const int64_t n = std::min({kBlockRows, P.h - i0, r1 - r});
+    const int64_t rows = build_phases(P, b, i0, n, phases);
+    for (int64_t i = i0; i < i0 + n; ++i) {
+      if (P.w < kLanes) {
+        const Segment S = locate(P, b, i, 0, phases.data(), rows, i0);
+        const Lanes<false> io{int(P.w)};
+        const vf sum = weights_and_blur_all(P, S, io, buffer.data(), nullptr);
+        for (int64_t t = 0; t < taps; ++t) io.put(S.field + t * hw, load(buffer.data() + t * kLanes) / sum);
+        continue;
+      }
+      for (int64_t j = 0; j < P.w; j += kLanes) {
+        const Segment S = locate(P, b, i, j + kLanes <= P.w ? j : P.w - kLanes, phases.data(), rows, i0);
+        float* scratch = buffer.data() + parity * taps * kLanes;
+        const vf sum = weights_and_blur_all(P, S, Lanes<true>{kLanes}, scratch, has_pending ? &pending : nullptr);
+        pending = Pending{scratch, sum, S.field};
+        has_pending = true;
+        parity ^= 1;
+      }
     }
+    r += n;
   }
   if (has_pending) {
     for (int64_t t = 0; t < taps; ++t) store_pending(&pending, t, hw);
   }
 }
 
-void gaussian_field_blur(const at::Tensor& phases, const at::Tensor& prec, const at::Tensor& neg_stab,
-                         const at::Tensor& monomials, const at::Tensor& field, const at::Tensor& lr,
-                         int64_t kernel_size, int64_t scale) {
-  for (const at::Tensor* x : {&phases, &prec, &neg_stab, &monomials, &field, &lr}) {
+void gaussian_field_blur(const at::Tensor& hr, const at::Tensor& row_index, const at::Tensor& col_index,
+                         const at::Tensor& prec, const at::Tensor& neg_stab, const at::Tensor& monomials,
+                         const at::Tensor& field, const at::Tensor& lr, int64_t kernel_size, int64_t scale) {
+  for (const at::Tensor* x : {&hr, &prec, &neg_stab, &monomials, &field, &lr}) {
     TORCH_CHECK(x->device().is_cpu() && x->scalar_type() == at::kFloat && x->is_contiguous(),
-                "gaussian_field_blur: every tensor must be a contiguous CPU float32 tensor");
+                "gaussian_field_blur: hr, prec, neg_stab, monomials, field and lr must be contiguous CPU float32");
   }
-  TORCH_CHECK(phases.dim() == 6 && prec.dim() == 4 && neg_stab.dim() == 3 && field.dim() == 4 && lr.dim() == 4,
+  for (const at::Tensor* x : {&row_index, &col_index}) {
+    TORCH_CHECK(x->device().is_cpu() && x->scalar_type() == at::kLong && x->is_contiguous() && x->dim() == 1,
+                "gaussian_field_blur: row_index and col_index must be contiguous 1-d CPU int64");
+  }
+  TORCH_CHECK(hr.dim() == 4 && prec.dim() == 4 && neg_stab.dim() == 3 && field.dim() == 4 && lr.dim() == 4,
               "gaussian_field_blur: bad ranks");
   const int64_t batch = lr.size(0), channels = lr.size(1), h = lr.size(2), w = lr.size(3);
   const int64_t k = kernel_size, s = scale, taps = k * k;
   TORCH_CHECK(k >= 3 && k % 2 == 1 && s >= 1, "gaussian_field_blur: bad kernel_size / scale");
-  TORCH_CHECK(phases.size(0) == batch && phases.size(1) == channels && phases.size(2) == s && phases.size(3) == s,
-              "gaussian_field_blur: phases do not match lr");
-  const int64_t ph = phases.size(4), pw = phases.size(5);
-  // the largest reads: row h - 1 + (k - 1) / s, column w - 1 + (k - 1) / s of a phase
-  TORCH_CHECK(ph >= h + (k - 1) / s && pw >= w + (k - 1) / s, "gaussian_field_blur: phases too small");
+  const int64_t H = hr.size(2), W = hr.size(3), Hp = row_index.numel(), Wp = col_index.numel();
+  TORCH_CHECK(hr.size(0) == batch && hr.size(1) == channels && H == s * h && W == s * w,
+              "gaussian_field_blur: hr does not match lr");
+  TORCH_CHECK(Hp == H + k - 1 && Wp == W + k - 1, "gaussian_field_blur: index maps must cover H, W + k - 1");
+  const int64_t* rows = row_index.data_ptr<int64_t>();
+  const int64_t* cols = col_index.data_ptr<int64_t>();
+  for (int64_t y = 0; y < Hp; ++y) TORCH_CHECK(rows[y] >= -1 && rows[y] < H, "gaussian_field_blur: bad row_index");
+  for (int64_t x = 0; x < Wp; ++x) TORCH_CHECK(cols[x] >= -1 && cols[x] < W, "gaussian_field_blur: bad col_index");
   TORCH_CHECK(prec.size(0) == batch && prec.size(1) == 3 && prec.size(2) == h && prec.size(3) == w,
               "gaussian_field_blur: prec does not match lr");
   TORCH_CHECK(neg_stab.size(0) == batch && neg_stab.size(1) == h && neg_stab.size(2) == w,
@@ -327,9 +374,15 @@ void gaussian_field_blur(const at::Tensor& phases, const at::Tensor& prec, const
   TORCH_CHECK(monomials.numel() == 3 * taps, "gaussian_field_blur: monomials must hold 3 * K * K values");
   TORCH_CHECK(field.size(0) == batch && field.size(1) == taps && field.size(2) == h && field.size(3) == w,
               "gaussian_field_blur: field does not match lr");
-  Problem P{phases.data_ptr<float>(), prec.data_ptr<float>(), neg_stab.data_ptr<float>(),
+  // phase columns: pw = ceil(Wp / s) >= w + (k - 1) / s, the largest column a segment reads, plus one
+  const int64_t pw = (Wp + s - 1) / s;
+  std::vector<int32_t> columns(size_t(s * pw));
+  for (int64_t q = 0; q < s; ++q) {
+    for (int64_t x = 0; x < pw; ++x) columns[q * pw + x] = s * x + q < Wp ? int32_t(cols[s * x + q]) : -1;
+  }
+  Problem P{hr.data_ptr<float>(), rows, columns.data(), prec.data_ptr<float>(), neg_stab.data_ptr<float>(),
             monomials.data_ptr<float>(), field.data_ptr<float>(), lr.data_ptr<float>(),
-            channels, h, w, ph, pw, int(k), int(s)};
+            channels, h, w, H, W, Hp, pw, int(k), int(s)};
   prefault(P.field, field.numel());
   // rows of LR pixels are independent: the result does not depend on the number of threads
   at::parallel_for(0, batch * h, 1, [&](int64_t r0, int64_t r1) {
@@ -341,7 +394,7 @@ void gaussian_field_blur(const at::Tensor& phases, const at::Tensor& prec, const
 }  // namespace
 
 TORCH_LIBRARY(ssr_native, m) {
-  m.def("gaussian_field_blur(Tensor phases, Tensor prec, Tensor neg_stab, Tensor monomials, Tensor(a!) field, "
-        "Tensor(b!) lr, int kernel_size, int scale) -> ()");
+  m.def("gaussian_field_blur(Tensor hr, Tensor row_index, Tensor col_index, Tensor prec, Tensor neg_stab, "
+        "Tensor monomials, Tensor(a!) field, Tensor(b!) lr, int kernel_size, int scale) -> ()");
   m.impl("gaussian_field_blur", c10::DispatchKey::CPU, &gaussian_field_blur);
 }
