@@ -22,6 +22,7 @@ import functools
 import logging
 import os
 import shutil
+import sysconfig
 from collections.abc import Callable
 from pathlib import Path
 
@@ -40,15 +41,11 @@ def native_enabled() -> bool:
 
 
 def _ninja_on_path() -> None:
-    """Puts the ``ninja`` pip package's binary on PATH when no ``ninja`` is found there (a venv used without
-    activating it), since torch's builder calls ``ninja`` by name."""
-    if shutil.which('ninja') is not None:
-        return
-    try:
-        import ninja
-    except ImportError:
-        return
-    os.environ['PATH'] = os.pathsep.join([ninja.BIN_DIR, os.environ.get('PATH', '')])
+    """Puts the environment's scripts directory on PATH when ``ninja`` is found there but not on PATH (a venv used
+    without activating it, with ``pip install ninja``), since torch's builder calls ``ninja`` by name."""
+    scripts = sysconfig.get_path('scripts')
+    if shutil.which('ninja') is None and scripts and shutil.which('ninja', path=scripts) is not None:
+        os.environ['PATH'] = os.pathsep.join([scripts, os.environ.get('PATH', '')])
 
 
 @functools.lru_cache(maxsize=None)
