@@ -11,6 +11,7 @@ REQUIRES = [
     'torch>=2.1', 'torchvision>=0.16', 'numpy', 'scipy', 'scikit-image', 'opencv-python',
     'lmdb>=1.4,<2',  # py-lmdb >= 2 refuses a second open of one environment (BasicSR's LMDB backend)
     'pyyaml', 'addict', 'tqdm', 'matplotlib', 'diffusers', 'timm',
+    'ninja',  # builds the optional native CPU kernels (ssr/ops/csrc) on first use; without it the torch path runs
 ]
 
 setup(
@@ -20,6 +21,7 @@ setup(
     long_description=(ROOT / 'README.md').read_text(encoding='utf-8') if (ROOT / 'README.md').exists() else '',
     long_description_content_type='text/markdown',
     packages=find_packages(include=['ssr', 'ssr.*']),
+    package_data={'ssr.ops': ['csrc/*.cpp']},  # compiled on first use (ssr.ops.native)
     python_requires='>=3.10',
     install_requires=REQUIRES,
     license='Apache-2.0',

@@ -36,6 +36,7 @@ import torch
 from torch import Tensor
 
 from ssr.ops.depth_utils import depth_to_lr_grid
+from ssr.ops.gaussian_field_blur import gaussian_field_blur_downsample, native_applies
 from ssr.ops.jpeg import jpeg_compress, sample_jpeg_quality
 from ssr.ops.kernel_field import (kernel_field_from_params, sample_depth_kernel_params, sample_smooth_params,
                                    uniform_kernel_field)
@@ -129,12 +130,29 @@ class SVDegradation:
         Returns:
             ``(kernels (B, k*k, h, w) summing to 1 over dim 1, mode (B,) int64 index into self.modes)``.
         """
+        field, mode, _, _ = self._kernel_field(depth_lr, generator)
+        return field, mode
+
+    def _kernel_field(self, depth_lr: Tensor, generator: torch.Generator | None,
+                      gt: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
+        """:meth:`sample_kernel_field` (the same draws in the same order), and with ``gt`` (B, C, H, W) also the
+        blur of the Gaussian-family images (``random``, ``depth``) where the fused native kernel applies (CPU
+        float32, ``ssr.ops.gaussian_field_blur``), which builds their field and blurs with it in one pass.
+
+        Returns:
+            ``(kernels, mode, lq, done)``: ``lq`` (B, C, H/s, W/s) holds the blurred images where ``done`` (B,)
+            is True (its other rows are uninitialised); both ``None`` without ``gt`` or the native kernel.
+        """
         b, _, h, w = depth_lr.shape
         dev, k, s, opt = depth_lr.device, self.kernel_size, self.scale, self.kernel
         sigma_range = tuple(opt['sigma_range'])
         u = torch.rand(b, generator=generator, device=dev, dtype=torch.float64)
         mode = torch.searchsorted(self.mode_prob.to(dev).cumsum(0), u, right=True).clamp(max=len(self.modes) - 1)
         field = torch.empty(b, k * k, h, w, device=dev)
+        lq = done = None
+        if gt is not None and field.dtype == torch.float32 and native_applies(gt, field):
+            lq = gt.new_empty(b, gt.shape[1], h, w)
+            done = torch.zeros(b, dtype=torch.bool)
         for i, name in enumerate(self.modes):
             # every family's parameters are drawn for the whole batch (the draws of an image do not depend on the
             # other images' families); only the images of this family are built, straight into their rows of
@@ -160,9 +178,14 @@ class SVDegradation:
                                                            float(opt['motion_prob']),
                                                            tuple(opt['motion_sigma_range']), generator)
                 for i0, i1 in _runs(mode == i):
-                    kernel_field_from_params(params['sigma1'][i0:i1], params['sigma2'][i0:i1],
-                                             params['theta'][i0:i1], k, s, out=field[i0:i1])
-        return field, mode
+                    sigma1, sigma2, theta = (params[n][i0:i1] for n in ('sigma1', 'sigma2', 'theta'))
+                    if done is None:
+                        kernel_field_from_params(sigma1, sigma2, theta, k, s, out=field[i0:i1])
+                    else:  # the field and the blur in one pass
+                        lq[i0:i1], _ = gaussian_field_blur_downsample(gt[i0:i1], sigma1, sigma2, theta, k, s,
+                                                                      out=field[i0:i1])
+                        done[i0:i1] = True
+        return field, mode, lq, done
 
     def __call__(self, gt: Tensor, depth: Tensor | None = None,
                  generator: torch.Generator | None = None) -> dict[str, Tensor]:
@@ -187,8 +210,12 @@ class SVDegradation:
         elif depth.shape != (b, 1, hh, ww):
             raise ValueError(f'depth must be {(b, 1, hh, ww)} to match gt, got {tuple(depth.shape)}')
         h, w = hh // self.scale, ww // self.scale
-        kernels, mode = self.sample_kernel_field(depth_to_lr_grid(depth, h, w), generator)
-        lq = self.blur_downsample(gt, kernels.to(gt.dtype), mode)
+        kernels, mode, lq, done = self._kernel_field(depth_to_lr_grid(depth, h, w), generator, gt)
+        if done is None or not done.any():
+            lq = self.blur_downsample(gt, kernels.to(gt.dtype), mode)
+        else:  # the Gaussian-family images are blurred already
+            for i0, i1 in _runs(~done):
+                lq[i0:i1] = self.blur_downsample(gt[i0:i1], kernels[i0:i1].to(gt.dtype), mode[i0:i1])
         return self._noise_and_jpeg(lq, kernels, depth, mode, generator)
 
     def blur_downsample(self, gt: Tensor, kernels: Tensor, mode: Tensor) -> Tensor:

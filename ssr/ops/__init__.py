@@ -6,6 +6,8 @@ LR grid; depth ``(B, 1, H, W)`` in [0, 1], near = large) and imports only torch 
 - :mod:`~ssr.ops.kernels`: Gaussian / generalised / plateau / motion / delta kernels, mixed sampling, moments;
 - :mod:`~ssr.ops.kernel_field`: per-pixel kernel fields (uniform, smooth random, depth-driven defocus);
 - :mod:`~ssr.ops.sv_blur`: the spatially variant blur + s-fold subsampling (paper Eq. 1) and its exact adjoint;
+- :mod:`~ssr.ops.gaussian_field_blur`: a Gaussian kernel field built and applied in one pass (a native CPU kernel
+  from :mod:`~ssr.ops.native`, compiled on first use, with the torch path as fallback);
 - :mod:`~ssr.ops.noise`, :mod:`~ssr.ops.jpeg`: Gaussian / Poisson noise, JPEG round trips;
 - :mod:`~ssr.ops.kernel_pca`: the kernel PCA codes (``KernelPCA``);
 - :mod:`~ssr.ops.synthetic_depth`, :mod:`~ssr.ops.depth_utils`: synthetic depth maps, normalisation, resizing;

@@ -48,6 +48,53 @@ def _chunks(batch: int, pixels: int, taps: int, max_elements: int) -> list[tuple
     return [(b, b + 1, p, min(p + step, pixels)) for b in range(batch) for p in range(0, pixels, step)]
 
 
+def _check_gaussian_params(sigma1: Tensor, sigma2: Tensor, theta: Tensor) -> None:
+    for name, value in (('sigma1', sigma1), ('sigma2', sigma2), ('theta', theta)):
+        _check_param_map(name, value)
+    if not sigma1.shape == sigma2.shape == theta.shape:
+        raise ValueError(f'sigma1, sigma2, theta shapes differ: {tuple(sigma1.shape)}, {tuple(sigma2.shape)}, '
+                         f'{tuple(theta.shape)}')
+    _check_positive('sigma1', sigma1)
+    _check_positive('sigma2', sigma2)
+
+
+def gaussian_field_terms(sigma1: Tensor, sigma2: Tensor, theta: Tensor, kernel_size: int = 21,
+                         scale: int = 4) -> tuple[Tensor, Tensor, Tensor]:
+    """The per-pixel and per-tap terms of the log-weights of :func:`kernel_field_from_params` (unchecked inputs).
+
+    The log-weight of tap t at pixel p is ``sum_n monomials[n, t] * prec[b, n, p]``; the field's stabiliser is
+    the largest log-weight among the (up to) four taps nearest the kernel centre.
+
+    Args:
+        sigma1, sigma2, theta: ``(B, h, w)``, as :func:`kernel_field_from_params`.
+        kernel_size: K, odd, >= 3.
+        scale: s; the kernel centre is at offset (s - 1) / 2.
+
+    Returns:
+        ``(prec, monomials, stabiliser)``: ``prec (B, 3, h*w)`` the precision entries ``(A, B, C)`` of
+        ``Sigma^-1 = [[A, B], [B, C]]``, ``monomials (3, K*K)`` = ``-0.5 * (x^2, 2xy, y^2)`` of the tap offsets,
+        ``stabiliser (B, h*w)``; all of ``sigma1``'s floating dtype (float32 otherwise) and device.
+    """
+    dtype = sigma1.dtype if sigma1.is_floating_point() else torch.float32
+    device = sigma1.device
+    # Closed-form precision of R diag(s1^2, s2^2) R^T: R diag(1 / s1^2, 1 / s2^2) R^T.
+    theta = theta.to(device, dtype)
+    cos, sin = torch.cos(theta), torch.sin(theta)
+    prec1, prec2 = sigma1.to(dtype).pow(-2), sigma2.to(device, dtype).pow(-2)
+    prec = torch.stack([prec1 * cos.square() + prec2 * sin.square(),
+                        (prec1 - prec2) * cos * sin,
+                        prec1 * sin.square() + prec2 * cos.square()], dim=1).flatten(2)  # (B, 3, h*w)
+    x, y = kernel_offsets(kernel_size, scale, dtype=dtype, device=device)
+    monomials = -0.5 * torch.stack([x.square(), 2 * x * y, y.square()], dim=0).view(3, -1, 1)  # (3, K*K, 1)
+    # Stabiliser: the largest log-weight among the (up to) four taps nearest the kernel centre, per pixel. It is at
+    # most the pixel's maximum (a maximum over fewer taps) and at least -80 for every kernel wider than ~0.06 HR px at
+    # x4, so exp(logit - m) cannot overflow and its largest value is >= 1: the amax pass over all taps is only needed
+    # for the rare pixels with m < -80, where the pixel's exact maximum is used instead.
+    nearest = (x.abs() + y.abs()).flatten().argsort(stable=True)[:4]
+    stabiliser = torch.einsum('kn,bkp->bnp', monomials[:, nearest, 0], prec).amax(dim=1)  # (B, h*w)
+    return prec, monomials.view(3, -1), stabiliser
+
+
 def kernel_field_from_params(sigma1: Tensor, sigma2: Tensor, theta: Tensor, kernel_size: int = 21, scale: int = 4, *,
                              max_chunk_elements: int | None = None, out: Tensor | None = None) -> Tensor:
     """Per-pixel anisotropic Gaussian kernels, the field form of ``ssr.ops.kernels.gaussian_kernels``.
@@ -82,13 +129,7 @@ def kernel_field_from_params(sigma1: Tensor, sigma2: Tensor, theta: Tensor, kern
         ValueError: If the parameters are not equal-shaped ``(B, h, w)`` tensors, a sigma is <= 0,
             ``kernel_size`` / ``scale`` is invalid, ``max_chunk_elements < 1`` or ``out`` does not fit.
     """
-    for name, value in (('sigma1', sigma1), ('sigma2', sigma2), ('theta', theta)):
-        _check_param_map(name, value)
-    if not sigma1.shape == sigma2.shape == theta.shape:
-        raise ValueError(f'sigma1, sigma2, theta shapes differ: {tuple(sigma1.shape)}, {tuple(sigma2.shape)}, '
-                         f'{tuple(theta.shape)}')
-    _check_positive('sigma1', sigma1)
-    _check_positive('sigma2', sigma2)
+    _check_gaussian_params(sigma1, sigma2, theta)
     if max_chunk_elements is not None and max_chunk_elements < 1:
         raise ValueError(f'max_chunk_elements must be >= 1, got {max_chunk_elements}')
     dtype = sigma1.dtype if sigma1.is_floating_point() else torch.float32
@@ -97,17 +138,9 @@ def kernel_field_from_params(sigma1: Tensor, sigma2: Tensor, theta: Tensor, kern
     if max_chunk_elements is None:
         max_chunk_elements = 2**18 if device.type == 'cpu' else 2**24
 
-    # Closed-form precision of R diag(s1^2, s2^2) R^T: R diag(1 / s1^2, 1 / s2^2) R^T.
-    theta = theta.to(device, dtype)
-    cos, sin = torch.cos(theta), torch.sin(theta)
-    prec1, prec2 = sigma1.to(dtype).pow(-2), sigma2.to(device, dtype).pow(-2)
-    prec = torch.stack([prec1 * cos.square() + prec2 * sin.square(),
-                        (prec1 - prec2) * cos * sin,
-                        prec1 * sin.square() + prec2 * cos.square()], dim=1).flatten(2)  # (B, 3, h*w)
-    x, y = kernel_offsets(kernel_size, scale, dtype=dtype, device=device)
-    monomials = -0.5 * torch.stack([x.square(), 2 * x * y, y.square()], dim=0).view(3, -1, 1)  # (3, K*K, 1)
-
+    prec, monomials, stabiliser = gaussian_field_terms(sigma1, sigma2, theta, kernel_size, scale)
     taps, pixels = kernel_size * kernel_size, height * width
+    monomials = monomials.view(3, taps, 1)
     if out is None:
         field = torch.empty(batch, taps, pixels, dtype=dtype, device=device)
     elif (tuple(out.shape) != (batch, taps, height, width) or out.dtype != dtype or out.device != device
@@ -116,12 +149,6 @@ def kernel_field_from_params(sigma1: Tensor, sigma2: Tensor, theta: Tensor, kern
                          f'{tuple(out.shape)} {out.dtype} on {out.device}')
     else:
         field = out.view(batch, taps, pixels)
-    # Stabiliser: the largest log-weight among the (up to) four taps nearest the kernel centre, per pixel. It is at
-    # most the pixel's maximum (a maximum over fewer taps) and at least -80 for every kernel wider than ~0.06 HR px at
-    # x4, so exp(logit - m) cannot overflow and its largest value is >= 1: the amax pass over all taps is only needed
-    # for the rare pixels with m < -80, where the pixel's exact maximum is used instead.
-    nearest = (x.abs() + y.abs()).flatten().argsort(stable=True)[:4]
-    stabiliser = torch.einsum('kn,bkp->bnp', monomials[:, nearest, 0], prec).amax(dim=1)  # (B, h*w)
     neg_stabiliser = stabiliser.neg().unsqueeze(1)  # (B, 1, h*w)
     any_narrow = bool((stabiliser < -80).any())  # one host sync per call, not one per block
     chunks = _chunks(batch, pixels, taps, max_chunk_elements)

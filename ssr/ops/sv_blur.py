@@ -250,7 +250,8 @@ def _polyphase(hp: Tensor, s: int) -> Tensor:
     """
     b, c, hp_h, hp_w = hp.shape
     ph_h, ph_w = -(-hp_h // s), -(-hp_w // s)
-    hp = F.pad(hp, (0, ph_w * s - hp_w, 0, ph_h * s - hp_h))
+    if (ph_h * s, ph_w * s) != (hp_h, hp_w):  # F.pad copies even when it pads nothing
+        hp = F.pad(hp, (0, ph_w * s - hp_w, 0, ph_h * s - hp_h))
     return hp.view(b, c, ph_h, s, ph_w, s).permute(0, 1, 3, 5, 2, 4).contiguous()
 
 
