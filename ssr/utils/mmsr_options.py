@@ -926,6 +926,9 @@ def translate_ikc_training(opts: Mapping[str, Mapping],
     if unknown:
         raise _error(f_file, f'sftmd.{unknown[0]}', 'has no meaning in ssr (known: network_G, path, scale, gpu_ids, '
                      'is_train, model, datasets)')
+    ignored = [k for k in ('gpu_ids', 'is_train', 'scale', 'datasets', 'model') if k in block]
+    if ignored:
+        notes.append(f'sftmd.{", sftmd.".join(ignored)}: not used (only its network_G and weights are)')
     sftmd = dict(block.get('network_G') or {})
     if sftmd.get('which_model_G') != 'SFTMD':
         raise _error(f_file, 'sftmd.network_G.which_model_G', f'expected SFTMD, got {sftmd.get("which_model_G")!r}')
