@@ -689,21 +689,7 @@ def translate_ikc(opts: Mapping[str, Mapping], files: Mapping[str, str | os.Path
     notes: list[str] = []
     nets = {}
     for part in IKC_MODELS:
-        opt, file = opts[part], files[part]
-        net = opt.get('network_G') if isinstance(opt.get('network_G'), Mapping) else {}
-        if net.get('which_model_G') != part:
-            raise _error(file, 'network_G.which_model_G', f'expected the {part} file, got {net.get("which_model_G")!r}')
-        for key in opt:
-            if key not in IKC_TOP:
-                raise _error(file, key, f'has no meaning in ssr for an IKC test file (known: {", ".join(IKC_TOP)})')
-        for key in net:
-            if key not in IKC_NET_KEYS:
-                raise _error(file, f'network_G.{key}', f'has no meaning for IKC (known: {", ".join(IKC_NET_KEYS)})')
-        path = dict(opt.get('path') or {})
-        unknown = sorted(set(path) - {'pretrain_model_G', 'strict_load', 'results_root', 'root', 'log'})
-        if unknown:
-            raise _error(file, f'path.{unknown[0]}', 'has no meaning in ssr (known: pretrain_model_G, strict_load)')
-        nets[part] = net
+        nets[part] = _ikc_check_file(opts[part], files[part], part, train=False)
     first = files['Predictor']
     for key in ('in_nc', 'code_length'):
         values = {part: nets[part].get(key) for part in IKC_MODELS if nets[part].get(key) is not None}
@@ -777,7 +763,8 @@ def translate_ikc(opts: Mapping[str, Mapping], files: Mapping[str, str | os.Path
 # ---------------------------------------------------------------------------------------------------------------------
 # IKC's training files
 IKC_TRAIN_TOP = IKC_TOP + ('use_tb_logger', 'train', 'logger', 'sftmd')
-IKC_PATH_KEYS = ('pretrain_model_G', 'strict_load', 'resume_state', 'results_root', 'root', 'log')
+IKC_TEST_PATH_KEYS = ('pretrain_model_G', 'strict_load', 'results_root', 'root', 'log')
+IKC_PATH_KEYS = IKC_TEST_PATH_KEYS + ('resume_state',)
 PCA_FILE = 'pca_matrix.pth'
 
 
@@ -802,20 +789,23 @@ def _ikc_set(key: str, ds: Mapping, opt: Mapping, file, notes: list[str], train:
     return out
 
 
-def _ikc_check_file(opt: Mapping, file, part: str) -> dict:
-    """The top-level, ``network_G`` and ``path`` keys of an IKC training file; returns its ``network_G``."""
+def _ikc_check_file(opt: Mapping, file, part: str, train: bool = True) -> dict:
+    """The top-level, ``network_G`` and ``path`` keys of one of IKC's test / training files (an error naming any
+    key with no meaning); returns its ``network_G``."""
     net = opt.get('network_G') if isinstance(opt.get('network_G'), Mapping) else {}
     if net.get('which_model_G') != part:
         raise _error(file, 'network_G.which_model_G', f'expected the {part} file, got {net.get("which_model_G")!r}')
+    top, path_keys = (IKC_TRAIN_TOP, IKC_PATH_KEYS) if train else (IKC_TOP, IKC_TEST_PATH_KEYS)
     for key in opt:
-        if key not in IKC_TRAIN_TOP:
-            raise _error(file, key, f'has no meaning in ssr for an IKC training file (known: {", ".join(IKC_TRAIN_TOP)})')
+        if key not in top:
+            raise _error(file, key, f'has no meaning in ssr for an IKC {"training" if train else "test"} file '
+                         f'(known: {", ".join(top)})')
     for key in net:
         if key not in IKC_NET_KEYS:
             raise _error(file, f'network_G.{key}', f'has no meaning for IKC (known: {", ".join(IKC_NET_KEYS)})')
     for key in opt.get('path') or {}:
-        if key not in IKC_PATH_KEYS:
-            raise _error(file, f'path.{key}', f'has no meaning in ssr (known: {", ".join(IKC_PATH_KEYS)})')
+        if key not in path_keys:
+            raise _error(file, f'path.{key}', f'has no meaning in ssr (known: {", ".join(path_keys)})')
     code = opt.get('code_length')
     if code is not None and net.get('code_length') is not None and int(code) != int(net['code_length']):
         raise _error(file, 'code_length', f'{code} != network_G.code_length {net["code_length"]}')
