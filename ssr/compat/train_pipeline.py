@@ -15,7 +15,8 @@ option parser of ``basicsr.test``) so that both pipelines, run by ``ssr/train.py
       stopped early) and seeds every dataset from ``manual_seed``;
     - :func:`copy_opt_file`: writes the resolved options (``_base_`` merged) into the experiment folder;
     - a ``build_model`` that guards every model against non-finite losses and weights
-      (:mod:`ssr.models.finite_guard`), BasicSR's ``SRModel`` included.
+      (:mod:`ssr.models.finite_guard`), BasicSR's ``SRModel`` included, and labels basicsr's validation after the
+      training loop ``total_iter`` instead of ``total_iter + 1`` (skipping it when that iteration was validated).
 
 The training state also carries the python / numpy / torch RNG states; that part is a method of ssr's models
 (:meth:`ssr.models.base_model.SVBaseModel.save_training_state`), not a patch. Nothing here imports basicsr at module
@@ -121,14 +122,39 @@ def wrap_create_train_val_dataloader(original):
     return create_train_val_dataloader
 
 
+def label_final_validation(model, opt: dict):
+    """basicsr's validation after the training loop runs with the loop's counter, one past ``total_iter`` (its
+    log says ``Best: ... @ <total_iter + 1> iter``), and repeats the last iteration's validation when ``val_freq``
+    divides ``total_iter``. This relabels that call ``total_iter`` and skips it for a loader already validated at
+    ``total_iter``; returns ``model``."""
+    total = int((opt.get('train') or {}).get('total_iter') or 0)
+    if not total or getattr(model, '_ssr_final_validation', False):
+        return model
+    validation, validated = model.validation, set()
+
+    def labelled_validation(dataloader, current_iter, tb_logger, save_img=False):
+        if current_iter == total + 1:  # the post-loop call
+            current_iter = total
+            if id(dataloader) in validated:
+                return None
+        if current_iter == total:
+            validated.add(id(dataloader))
+        return validation(dataloader, current_iter, tb_logger, save_img)
+
+    model.validation = labelled_validation
+    model._ssr_final_validation = True
+    return model
+
+
 def wrap_build_model(original):
     """Wrap ``basicsr.train.build_model``: every model it builds, BasicSR's too, stops at the first non-finite loss
-    and never saves non-finite weights (:func:`ssr.models.finite_guard.guard_model`)."""
+    and never saves non-finite weights (:func:`ssr.models.finite_guard.guard_model`), and its validation after the
+    training loop is labelled ``total_iter`` (:func:`label_final_validation`)."""
 
     def build_model(opt):
         from ssr.models.finite_guard import guard_model
 
-        return guard_model(original(opt), opt)
+        return label_final_validation(guard_model(original(opt), opt), opt)
 
     build_model.ssr_wrapped = True
     return build_model

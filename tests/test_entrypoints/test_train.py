@@ -34,7 +34,11 @@ def train(tmp_path: Path, opt: dict, *extra: str, cwd: Path | None = None) -> st
 def test_train_writes_checkpoints_and_states(tmp_path, paired_folder):
     elsewhere = tmp_path / 'some' / 'other' / 'cwd'
     elsewhere.mkdir(parents=True)
-    log = train(tmp_path, tiny_train_options(paired_folder, 'tiny_train'), cwd=elsewhere)
+    opt = tiny_train_options(paired_folder, 'tiny_train')
+    opt['datasets']['val'] = {'name': 'tiny_val', 'type': 'PairedImageDataset', 'dataroot_gt': str(paired_folder / 'hr'),
+                              'dataroot_lq': str(paired_folder / 'lr'), 'io_backend': {'type': 'disk'}}
+    opt['val'] = {'val_freq': 10, 'save_img': False, 'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': 4}}}
+    log = train(tmp_path, opt, cwd=elsewhere)
     assert set(logged_losses(log)) == set(range(1, 21))
     exp = tmp_path / 'experiments' / 'tiny_train'
     for it in ('10', '20', 'latest'):
@@ -46,6 +50,10 @@ def test_train_writes_checkpoints_and_states(tmp_path, paired_folder):
     assert state['optimizers'][0]['param_groups'][0]['weight_decay'] == 0.0  # AdamW options reached the optimizer
     assert not list(exp.rglob('*.tmp')), 'atomic writes left temporary files'
     assert not (elsewhere / 'experiments').exists(), 'outputs must land under the root, not the working directory'
+    # basicsr validates once more after its loop, labelled total_iter + 1; ssr labels it 20 and, when iteration 20
+    # was validated already, skips it
+    validations = re.findall(r'Best: [-\d.]+ @ (\d+) iter', log)
+    assert validations == ['10', '20'], validations
 
 
 @pytest.fixture(scope='module')
