@@ -957,8 +957,8 @@ def translate_ikc_training(opts: Mapping[str, Mapping],
     out = _ikc_train_common(p_opt, first, notes, network)
     train = out['train']
     train['code_opt'] = train.pop('pixel_opt')  # the Predictor's loss is on codes
-    notes[-2 if notes[-1].startswith('sig:') else -1] = notes[-2 if notes[-1].startswith('sig:') else -1].replace(
-        'pixel_opt', 'code_opt (the Predictor\'s code loss)')
+    notes[:] = [n.replace('pixel_opt', 'code_opt (the Predictor\'s code loss)') if n.startswith('train -> ') else n
+                for n in notes]
     c_out: dict = {'val': {}, 'datasets': {}, 'network_g': {}, 'scale': scale}
     _train_sections(c_opt, c_out, files['Corrector'], [], 'IKCNet')
     if c_out['train']['scheduler'] != train['scheduler']:
